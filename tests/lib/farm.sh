@@ -1,0 +1,118 @@
+# farm.sh: bash helpers for tests and scripts that run a real farm on
+# loopback: rushesd + N rushes-worker processes in a temporary state folder.
+# Source it; it needs RS_BINARY_DIR (the build folder). Every process started
+# here is killed by farm_cleanup (installed as an EXIT trap by farm_init).
+
+: "${RS_BINARY_DIR:?RS_BINARY_DIR must name the build folder}"
+RUSHESD="$RS_BINARY_DIR/daemon/rushesd"
+WORKER="$RS_BINARY_DIR/worker/rushes-worker"
+RUSHES="$RS_BINARY_DIR/cli/rushes"
+FARM_PIDS=()
+
+farm_fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# farm_free_port: prints a TCP port nobody listens on.
+farm_free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 30000))
+    if ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q .; then
+      echo "$p"
+      return 0
+    fi
+  done
+  farm_fail "no free port"
+}
+
+# farm_init NAME: temp state folder $FARM, media root $FARM/media, ports.
+farm_init() {
+  FARM=$(mktemp -d "/tmp/rushes-$1.XXXXXX")
+  mkdir -p "$FARM/media" "$FARM/data" "$FARM/logs"
+  API_PORT=$(farm_free_port)
+  WRK_PORT=$(farm_free_port)
+  while [ "$WRK_PORT" = "$API_PORT" ]; do WRK_PORT=$(farm_free_port); done
+  API="http://127.0.0.1:$API_PORT"
+  WRK="tcp://127.0.0.1:$WRK_PORT"
+  export RUSHES_SERVER="$API"
+  trap farm_cleanup EXIT
+}
+
+farm_cleanup() {
+  local rc=$?
+  for p in "${FARM_PIDS[@]}"; do
+    kill -9 "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ $rc -ne 0 ] && [ -n "${FARM:-}" ]; then
+    echo "--- logs kept in $FARM/logs" >&2
+    for f in "$FARM"/logs/*.log; do
+      [ -f "$f" ] || continue
+      echo "--- tail $f" >&2
+      tail -n 30 "$f" >&2
+    done
+  elif [ -n "${FARM:-}" ]; then
+    rm -rf "$FARM"
+  fi
+  exit $rc
+}
+
+# farm_wait_line FILE TEXT SECONDS
+farm_wait_line() {
+  local i
+  for i in $(seq 1 $(($3 * 20))); do
+    grep -q -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  farm_fail "timed out waiting for '$2' in $1"
+}
+
+# farm_start_daemon [extra flags...]; sets DAEMON_PID. Env passes through
+# (RUSHES_CRASH_AT for crash tests).
+farm_start_daemon() {
+  local log="$FARM/logs/rushesd.$(date +%s%N).log"
+  "$RUSHESD" --data-dir "$FARM/data" --media-root "$FARM/media" \
+    --api-listen "$API" --worker-listen "$WRK" "$@" >"$log" 2>&1 &
+  DAEMON_PID=$!
+  FARM_PIDS+=("$DAEMON_PID")
+  DAEMON_LOG=$log
+  farm_wait_line "$log" "rushesd: listening" 20
+}
+
+# farm_start_worker NAME [extra flags...]; prints nothing, appends pid to
+# FARM_PIDS and sets LAST_WORKER_PID.
+farm_start_worker() {
+  local name=$1
+  shift
+  "$WORKER" --server "$WRK" --name "$name" "$@" >>"$FARM/logs/worker-$name.log" 2>&1 &
+  LAST_WORKER_PID=$!
+  FARM_PIDS+=("$LAST_WORKER_PID")
+}
+
+# api METHOD PATH [JSON] [extra curl args]: prints the body; sets HTTP_STATUS.
+api() {
+  local method=$1 path=$2 body=${3:-}
+  shift 3 2>/dev/null || shift $#
+  local out
+  out=$(curl -s -S -X "$method" -w '\n%{http_code}' -H 'Content-Type: application/json' \
+    ${body:+--data-binary "$body"} "$@" "$API$path") || return 1
+  HTTP_STATUS=${out##*$'\n'}
+  printf '%s' "${out%$'\n'*}"
+}
+
+# farm_wait_jobs SECONDS ID...: waits until every job is finished.
+farm_wait_jobs() {
+  local secs=$1
+  shift
+  local deadline=$((SECONDS + secs)) id st
+  for id in "$@"; do
+    while :; do
+      st=$(api GET "/api/v1/jobs/$id" | jq -r .job.state)
+      case "$st" in succeeded | failed | cancelled) break ;; esac
+      [ $SECONDS -lt $deadline ] || farm_fail "job $id still $st after ${secs}s"
+      sleep 0.1
+    done
+  done
+}
