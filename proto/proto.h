@@ -33,6 +33,7 @@
 #define PROTO_MAX_LOG_LINES 64       /* log lines in one progress/report */
 #define PROTO_MAX_LOG_LINE 1024      /* bytes per log line (longer is refused) */
 #define PROTO_MAX_ERROR 1024         /* bytes in an error / reason string */
+#define PROTO_MAX_INT (((int64_t)1 << 53) - 1) /* largest id / integer on the wire (JSON double) */
 
 typedef enum proto_type {
     PROTO_HELLO = 1,
@@ -192,5 +193,13 @@ rs_err proto_encode_error(uint64_t id, const char *code, const char *message, ch
 
 /* Maps a decode failure code to the error reply's code string. */
 const char *proto_error_code_for(rs_err code);
+
+/*
+ * Fills out with the 16 lowercase hex digits of xxh64 (seed 0) over
+ * cJSON_PrintUnformatted(result): the value a report carries in
+ * result_hash. Stable across encode/decode, so a report retried with the
+ * same result hashes the same. RS_EINVAL if result is not an object.
+ */
+rs_err proto_result_hash(const cJSON *result, char out[17]);
 
 #endif
