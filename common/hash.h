@@ -22,7 +22,7 @@
 #define RS_HASH_HEX_LEN 17
 
 /* Block size the file hasher reads with. */
-#define RS_HASH_BLOCK (2u * 1024u * 1024u)
+#define RS_HASH_BLOCK (1u * 1024u * 1024u)
 
 typedef struct rs_file_hash {
     uint64_t xxh3;   /* XXH3-64, seed 0 */
