@@ -1,1 +1,1135 @@
-/* placeholder: being written */
+/*
+ * api.c: the REST API (docs/API.md) on nng's HTTP server.
+ *
+ * Work is split by thread. On nng's thread (handler callback): read the
+ * body ourselves under the cap, route, validate the query and the JSON body
+ * field by field, and for a submit run kind->plan(); every refusal is
+ * answered right there, because none needs the store. What needs the store
+ * becomes an api_req pushed to the loop: apply() runs the store call inside
+ * the loop's batch and keeps the result tree; reply() runs after the commit
+ * and sends it. So a request costs one thread hop and the loop does only the
+ * store work and the JSON printing.
+ *
+ * nng 1.5.2 answers a Content-Length above a handler's collect cap with its
+ * own HTML "400 Bad Request"; to give the client our 413 JSON error the
+ * handler collects no body (collect_body false) and reads it with
+ * nng_http_conn_read_all() after checking Content-Length itself. An
+ * oversized request is answered 413 with "Connection: close" without reading
+ * its body.
+ */
+#include "api.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#include "clock.h"
+#include "log.h"
+#include "store.h"
+#include "task.h"
+
+#ifndef RUSHES_VERSION
+#define RUSHES_VERSION "0.0.0"
+#endif
+
+#define API_MAX_DEPENDS 256
+#define API_BODY_TIMEOUT_MS 30000
+
+struct api {
+    server *sv;
+    const rsd_config *cfg;
+    nng_http_server *http;
+    nng_http_handler *handler; /* owned by http once added */
+    bool stopped;
+};
+
+typedef enum api_route {
+    ROUTE_HEALTHZ = 1,
+    ROUTE_JOBS_LIST,
+    ROUTE_JOB_SUBMIT,
+    ROUTE_JOB_GET,
+    ROUTE_JOB_CANCEL,
+    ROUTE_JOB_RETRY,
+    ROUTE_JOB_LOG,
+    ROUTE_CLIPS,
+    ROUTE_WORKERS,
+} api_route;
+
+/* A validated submit: everything store_job_submit needs, owned. */
+typedef struct api_submit {
+    char project[65];
+    char kind[128];
+    char pool[129];
+    char idem[129];
+    char *params_json;
+    int64_t depends[API_MAX_DEPENDS];
+    size_t ndepends;
+    char **task_params;
+    size_t ntasks;
+    int priority;
+    int max_attempts;
+    uint64_t min_memory_mb;
+} api_submit;
+
+typedef struct api_req {
+    srv_item item; /* first: the loop sees an srv_item */
+    api *a;
+    nng_aio *aio;      /* the handler's aio; finished with the reply */
+    nng_aio *read_aio; /* body read, NULL when there is no body */
+    bool continuing;   /* read_aio is writing "100 Continue" first */
+    nng_http_conn *conn;
+    char *body;
+    size_t body_len;
+    bool head;
+    char method[16];
+    char *uri; /* copy: path then '?' query */
+    api_route route;
+    int64_t id;
+    /* query */
+    char state[16];
+    char project[65];
+    int limit;
+    int64_t before;
+    int64_t job;
+    api_submit *submit;
+    /* outcome from apply() */
+    int status;
+    cJSON *resp;
+    rs_error err;
+} api_req;
+
+/* ---- replies (any thread) ------------------------------------------------ */
+
+static const char *code_for_status(int status)
+{
+    switch (status) {
+    case 400:
+        return "bad_request";
+    case 403:
+        return "forbidden";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 409:
+        return "conflict";
+    case 413:
+        return "too_large";
+    case 503:
+        return "unavailable";
+    default:
+        return "internal";
+    }
+}
+
+static void send_text(nng_aio *aio, int status, const char *body, size_t len, bool close,
+                      const char *allow)
+{
+    nng_http_res *res = NULL;
+    if (nng_http_res_alloc(&res) != 0) {
+        nng_aio_finish(aio, NNG_ENOMEM);
+        return;
+    }
+    int rv = nng_http_res_set_status(res, (uint16_t)status);
+    if (rv == 0) {
+        rv = nng_http_res_set_header(res, "Content-Type", "application/json");
+    }
+    if (rv == 0 && close) {
+        rv = nng_http_res_set_header(res, "Connection", "close");
+    }
+    if (rv == 0 && allow != NULL) {
+        rv = nng_http_res_set_header(res, "Allow", allow);
+    }
+    if (rv == 0) {
+        rv = nng_http_res_copy_data(res, body, len);
+    }
+    if (rv != 0) {
+        nng_http_res_free(res);
+        nng_aio_finish(aio, rv);
+        return;
+    }
+    nng_aio_set_output(aio, 0, res);
+    nng_aio_finish(aio, 0);
+}
+
+static void send_error(nng_aio *aio, int status, const char *message, bool close, const char *allow)
+{
+    char *text = NULL;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *err = cJSON_AddObjectToObject(root, "error");
+    if (err != NULL && cJSON_AddStringToObject(err, "code", code_for_status(status)) != NULL &&
+        cJSON_AddStringToObject(err, "message", message) != NULL) {
+        text = cJSON_PrintUnformatted(root);
+    }
+    cJSON_Delete(root);
+    if (text == NULL) {
+        static const char fallback[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        send_text(aio, 500, fallback, sizeof fallback - 1, true, NULL);
+        return;
+    }
+    send_text(aio, status, text, strlen(text), close, allow);
+    free(text);
+}
+
+static void send_errorf(nng_aio *aio, int status, bool close, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void send_errorf(nng_aio *aio, int status, bool close, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    send_error(aio, status, msg, close, NULL);
+}
+
+static int status_for(rs_err code)
+{
+    switch (code) {
+    case RS_EINVAL:
+    case RS_EPROTO:
+    case RS_EFORMAT:
+        return 400;
+    case RS_EPERM:
+        return 403;
+    case RS_ENOENT:
+        return 404;
+    case RS_ESTATE:
+        return 409;
+    case RS_ETOOBIG:
+        return 413;
+    default:
+        return 500;
+    }
+}
+
+/* ---- request records ----------------------------------------------------- */
+
+static void submit_free(api_submit *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    free(s->params_json);
+    for (size_t i = 0; i < s->ntasks; i++) {
+        free(s->task_params[i]);
+    }
+    free(s->task_params);
+    free(s);
+}
+
+static void req_free(api_req *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    if (r->read_aio != NULL) {
+        /* May run inside the read's own callback: reap, do not wait. */
+        nng_aio_reap(r->read_aio);
+    }
+    cJSON_Delete(r->resp);
+    submit_free(r->submit);
+    free(r->body);
+    free(r->uri);
+    free(r);
+}
+
+/* ---- validation helpers (nng thread) ------------------------------------- */
+
+static bool name_ok(const char *s, size_t maxlen)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > maxlen) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(isalnum(c) || c == '.' || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool parse_id(const char *s, size_t len, int64_t *out)
+{
+    if (len == 0 || len > 18) {
+        return false;
+    }
+    int64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v <= 0) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decodes [s, s+len) into out (cap bytes incl. NUL). */
+static bool url_decode(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= len) {
+                return false;
+            }
+            int hi = hexval(s[i + 1]);
+            int lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                return false;
+            }
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap) {
+            return false;
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+static bool int_in(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end = NULL;
+    if (v[0] == '\0' || !(isdigit((unsigned char)v[0]) || v[0] == '-')) {
+        return false;
+    }
+    long long x = strtoll(v, &end, 10);
+    if (*end != '\0' || x < lo || x > hi) {
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+/*
+ * Applies the query string to r for its route. Unknown parameters and bad
+ * values are refused with a message in msg.
+ */
+static bool parse_query(api_req *r, const char *q, char *msg, size_t msglen)
+{
+    r->limit = r->route == ROUTE_JOB_LOG ? 1000 : 100;
+    while (q != NULL && *q != '\0') {
+        const char *amp = strchr(q, '&');
+        size_t plen = amp != NULL ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', plen);
+        size_t klen = eq != NULL ? (size_t)(eq - q) : plen;
+        char key[32];
+        char val[256];
+        if (plen == 0) {
+            q = amp != NULL ? amp + 1 : NULL;
+            continue;
+        }
+        if (!url_decode(q, klen, key, sizeof key)) {
+            snprintf(msg, msglen, "query: malformed parameter name");
+            return false;
+        }
+        if (!url_decode(eq != NULL ? eq + 1 : q + plen, eq != NULL ? plen - klen - 1 : 0, val,
+                        sizeof val)) {
+            snprintf(msg, msglen, "query.%s: malformed or too long value", key);
+            return false;
+        }
+        int64_t n = 0;
+        bool known = false;
+        if (strcmp(key, "limit") == 0 &&
+            (r->route == ROUTE_JOBS_LIST || r->route == ROUTE_JOB_LOG)) {
+            known = true;
+            int64_t hi = r->route == ROUTE_JOB_LOG ? 10000 : 1000;
+            if (!int_in(val, 1, hi, &n)) {
+                snprintf(msg, msglen, "query.limit: must be an integer in 1..%lld", (long long)hi);
+                return false;
+            }
+            r->limit = (int)n;
+        } else if (strcmp(key, "before") == 0 && r->route == ROUTE_JOBS_LIST) {
+            known = true;
+            if (!int_in(val, 1, INT64_MAX / 2, &n)) {
+                snprintf(msg, msglen, "query.before: must be a positive job id");
+                return false;
+            }
+            r->before = n;
+        } else if (strcmp(key, "state") == 0 && r->route == ROUTE_JOBS_LIST) {
+            known = true;
+            static const char *const states[] = {"queued", "running", "succeeded", "failed",
+                                                 "cancelled"};
+            bool ok = false;
+            for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+                if (strcmp(val, states[i]) == 0) {
+                    ok = true;
+                }
+            }
+            if (!ok) {
+                snprintf(msg, msglen,
+                         "query.state: must be one of queued, running, succeeded, failed, "
+                         "cancelled");
+                return false;
+            }
+            snprintf(r->state, sizeof r->state, "%s", val);
+        } else if (strcmp(key, "project") == 0 &&
+                   (r->route == ROUTE_JOBS_LIST || r->route == ROUTE_CLIPS)) {
+            known = true;
+            if (!name_ok(val, 64)) {
+                snprintf(msg, msglen, "query.project: must be 1-64 characters of [A-Za-z0-9._-]");
+                return false;
+            }
+            snprintf(r->project, sizeof r->project, "%s", val);
+        } else if (strcmp(key, "job") == 0 && r->route == ROUTE_CLIPS) {
+            known = true;
+            if (!int_in(val, 1, INT64_MAX / 2, &n)) {
+                snprintf(msg, msglen, "query.job: must be a positive job id");
+                return false;
+            }
+            r->job = n;
+        }
+        if (!known) {
+            snprintf(msg, msglen, "query: unknown parameter \"%s\"", key);
+            return false;
+        }
+        q = amp != NULL ? amp + 1 : NULL;
+    }
+    return true;
+}
+
+/* 1-based line and column of byte offset pos in text. */
+static void line_col(const char *text, size_t pos, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static bool json_int(const cJSON *v, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
+        v->valuedouble < (double)lo || v->valuedouble > (double)hi) {
+        return false;
+    }
+    *out = (int64_t)v->valuedouble;
+    return true;
+}
+
+/*
+ * Validates the submit body field by field and plans the tasks. Returns
+ * the HTTP status of a refusal (0 = accepted) with its message.
+ */
+static int parse_submit(api_req *r, char *msg, size_t msglen)
+{
+    int status = 400;
+    cJSON *root = NULL;
+    cJSON *tasks = NULL;
+    cJSON *empty_params = NULL;
+    api_submit *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(msg, msglen, "out of memory");
+        return 500;
+    }
+    s->max_attempts = 3;
+    const char *end = NULL;
+    const char *body = r->body != NULL ? r->body : "";
+    root = cJSON_ParseWithLengthOpts(body, r->body_len, &end, false);
+    if (root == NULL) {
+        size_t pos = end != NULL && end >= body ? (size_t)(end - body) : 0;
+        int line = 0;
+        int col = 0;
+        line_col(body, pos, &line, &col);
+        if (r->body_len == 0) {
+            snprintf(msg, msglen, "body: empty; expected a JSON object");
+        } else {
+            snprintf(msg, msglen, "body: malformed JSON at byte %zu (line %d, column %d)", pos,
+                     line, col);
+        }
+        goto out;
+    }
+    size_t used = (size_t)(end - body);
+    while (used < r->body_len && isspace((unsigned char)body[used])) {
+        used++;
+    }
+    if (used < r->body_len) {
+        int line = 0;
+        int col = 0;
+        line_col(body, used, &line, &col);
+        snprintf(msg, msglen,
+                 "body: unexpected data after the JSON value at byte %zu (line %d, "
+                 "column %d)",
+                 used, line, col);
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        snprintf(msg, msglen, "body: must be a JSON object");
+        goto out;
+    }
+    const cJSON *params = NULL;
+    const cJSON *it = NULL;
+    bool have_project = false;
+    bool have_kind = false;
+    cJSON_ArrayForEach(it, root)
+    {
+        int64_t n = 0;
+        const char *k = it->string;
+        if (strcmp(k, "project") == 0) {
+            if (!cJSON_IsString(it) || !name_ok(it->valuestring, 64)) {
+                snprintf(msg, msglen, "project: must be 1-64 characters of [A-Za-z0-9._-]");
+                goto out;
+            }
+            snprintf(s->project, sizeof s->project, "%s", it->valuestring);
+            have_project = true;
+        } else if (strcmp(k, "kind") == 0) {
+            if (!cJSON_IsString(it)) {
+                snprintf(msg, msglen, "kind: must be a string");
+                goto out;
+            }
+            if (task_kind_find(it->valuestring) == NULL) {
+                char known[256] = "";
+                const char *const *names = task_kind_names();
+                for (size_t i = 0; names[i] != NULL; i++) {
+                    size_t l = strlen(known);
+                    snprintf(known + l, sizeof known - l, "%s%s", i > 0 ? ", " : "", names[i]);
+                }
+                snprintf(msg, msglen, "kind: unknown job kind \"%.64s\" (known: %s)",
+                         it->valuestring, known);
+                goto out;
+            }
+            snprintf(s->kind, sizeof s->kind, "%s", it->valuestring);
+            have_kind = true;
+        } else if (strcmp(k, "params") == 0) {
+            if (!cJSON_IsObject(it)) {
+                snprintf(msg, msglen, "params: must be an object");
+                goto out;
+            }
+            params = it;
+        } else if (strcmp(k, "priority") == 0) {
+            if (!json_int(it, -100, 100, &n)) {
+                snprintf(msg, msglen, "priority: must be an integer in -100..100");
+                goto out;
+            }
+            s->priority = (int)n;
+        } else if (strcmp(k, "max_attempts") == 0) {
+            if (!json_int(it, 1, 20, &n)) {
+                snprintf(msg, msglen, "max_attempts: must be an integer in 1..20");
+                goto out;
+            }
+            s->max_attempts = (int)n;
+        } else if (strcmp(k, "min_memory_mb") == 0) {
+            if (!json_int(it, 0, INT64_C(1) << 40, &n)) {
+                snprintf(msg, msglen, "min_memory_mb: must be a non-negative integer");
+                goto out;
+            }
+            s->min_memory_mb = (uint64_t)n;
+        } else if (strcmp(k, "pool") == 0) {
+            if (!cJSON_IsString(it) ||
+                (it->valuestring[0] != '\0' && !name_ok(it->valuestring, 128))) {
+                snprintf(msg, msglen, "pool: must be \"\" or 1-128 characters of [A-Za-z0-9._-]");
+                goto out;
+            }
+            snprintf(s->pool, sizeof s->pool, "%s", it->valuestring);
+        } else if (strcmp(k, "depends_on") == 0) {
+            if (!cJSON_IsArray(it)) {
+                snprintf(msg, msglen, "depends_on: must be an array of job ids");
+                goto out;
+            }
+            const cJSON *d = NULL;
+            size_t i = 0;
+            cJSON_ArrayForEach(d, it)
+            {
+                if (i >= API_MAX_DEPENDS) {
+                    snprintf(msg, msglen, "depends_on: at most %d job ids", API_MAX_DEPENDS);
+                    goto out;
+                }
+                if (!json_int(d, 1, INT64_C(1) << 53, &n)) {
+                    snprintf(msg, msglen, "depends_on[%zu]: must be a positive job id", i);
+                    goto out;
+                }
+                s->depends[i++] = n;
+            }
+            s->ndepends = i;
+        } else {
+            snprintf(msg, msglen, "body: unknown field \"%.64s\"", k);
+            goto out;
+        }
+    }
+    if (!have_project) {
+        snprintf(msg, msglen, "project: required");
+        goto out;
+    }
+    if (!have_kind) {
+        snprintf(msg, msglen, "kind: required");
+        goto out;
+    }
+    if (params == NULL) {
+        empty_params = cJSON_CreateObject();
+        params = empty_params;
+    }
+    const rsd_config *cfg = r->a->cfg;
+    task_env env = {
+        .media_roots = (const char *const *)cfg->media_roots,
+        .nmedia_roots = cfg->nmedia_roots,
+        .data_dir = cfg->data_dir,
+        .project = s->project,
+        .job_id = 0,
+    };
+    rs_error pe;
+    rs_error_clear(&pe);
+    rs_err rc = task_kind_find(s->kind)->plan(params, &env, &tasks, &pe);
+    if (rc != RS_OK) {
+        status = rc == RS_EPERM ? 403 : (rc == RS_ENOMEM || rc == RS_EIO ? 500 : 400);
+        snprintf(msg, msglen, "%s", rs_error_text(&pe));
+        goto out;
+    }
+    int ntasks = cJSON_GetArraySize(tasks);
+    if (!cJSON_IsArray(tasks) || ntasks < 1) {
+        snprintf(msg, msglen, "params: the job plans no tasks");
+        goto out;
+    }
+    s->task_params = calloc((size_t)ntasks, sizeof *s->task_params);
+    s->params_json = cJSON_PrintUnformatted(params);
+    if (s->task_params == NULL || s->params_json == NULL) {
+        status = 500;
+        snprintf(msg, msglen, "out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(it, tasks)
+    {
+        s->task_params[s->ntasks] = cJSON_PrintUnformatted(it);
+        if (s->task_params[s->ntasks] == NULL) {
+            status = 500;
+            snprintf(msg, msglen, "out of memory");
+            goto out;
+        }
+        s->ntasks++;
+    }
+    status = 0;
+out:
+    cJSON_Delete(root);
+    cJSON_Delete(tasks);
+    cJSON_Delete(empty_params);
+    if (status == 0) {
+        r->submit = s;
+    } else {
+        submit_free(s);
+    }
+    return status;
+}
+
+/* ---- routing (nng thread) ------------------------------------------------ */
+
+/*
+ * Sets r->route from method and path. Returns 0, or 404/405 with msg (and
+ * *allow for 405).
+ */
+static int route(api_req *r, const char *path, char *msg, size_t msglen, const char **allow)
+{
+    const char *m = r->head ? "GET" : r->method;
+    bool get = strcmp(m, "GET") == 0;
+    bool post = strcmp(m, "POST") == 0;
+    static const char prefix[] = "/api/v1/jobs";
+    if (strcmp(path, "/healthz") == 0) {
+        *allow = "GET, HEAD";
+        r->route = ROUTE_HEALTHZ;
+        return get ? 0 : 405;
+    }
+    if (strcmp(path, "/api/v1/clips") == 0) {
+        *allow = "GET, HEAD";
+        r->route = ROUTE_CLIPS;
+        return get ? 0 : 405;
+    }
+    if (strcmp(path, "/api/v1/workers") == 0) {
+        *allow = "GET, HEAD";
+        r->route = ROUTE_WORKERS;
+        return get ? 0 : 405;
+    }
+    if (strcmp(path, prefix) == 0) {
+        *allow = "GET, HEAD, POST";
+        if (get) {
+            r->route = ROUTE_JOBS_LIST;
+            return 0;
+        }
+        r->route = ROUTE_JOB_SUBMIT;
+        return post ? 0 : 405;
+    }
+    if (strncmp(path, prefix, sizeof prefix - 1) == 0 && path[sizeof prefix - 1] == '/') {
+        const char *idp = path + sizeof prefix;
+        const char *slash = strchr(idp, '/');
+        size_t idlen = slash != NULL ? (size_t)(slash - idp) : strlen(idp);
+        if (parse_id(idp, idlen, &r->id)) {
+            if (slash == NULL) {
+                *allow = "GET, HEAD";
+                r->route = ROUTE_JOB_GET;
+                return get ? 0 : 405;
+            }
+            if (strcmp(slash, "/cancel") == 0) {
+                *allow = "POST";
+                r->route = ROUTE_JOB_CANCEL;
+                return post ? 0 : 405;
+            }
+            if (strcmp(slash, "/retry") == 0) {
+                *allow = "POST";
+                r->route = ROUTE_JOB_RETRY;
+                return post ? 0 : 405;
+            }
+            if (strcmp(slash, "/log") == 0) {
+                *allow = "GET, HEAD";
+                r->route = ROUTE_JOB_LOG;
+                return get ? 0 : 405;
+            }
+        }
+    }
+    snprintf(msg, msglen, "no route for %s %.200s", r->method, path);
+    return 404;
+}
+
+static const srv_item_ops api_item_ops;
+
+/* The body is in (or there is none): route, validate, hand to the loop. */
+static void req_dispatch(api_req *r)
+{
+    char msg[512];
+    msg[0] = '\0';
+    const char *allow = NULL;
+    char *q = strchr(r->uri, '?');
+    if (q != NULL) {
+        *q = '\0';
+        q++;
+    }
+    int status = route(r, r->uri, msg, sizeof msg, &allow);
+    if (status == 405) {
+        snprintf(msg, sizeof msg, "method %s not allowed on %.200s (allowed: %s)", r->method,
+                 r->uri, allow);
+        send_error(r->aio, 405, msg, false, allow);
+        req_free(r);
+        return;
+    }
+    if (status != 0) {
+        send_error(r->aio, status, msg, false, NULL);
+        req_free(r);
+        return;
+    }
+    if (!parse_query(r, q, msg, sizeof msg)) {
+        send_error(r->aio, 400, msg, false, NULL);
+        req_free(r);
+        return;
+    }
+    if (r->route == ROUTE_JOB_SUBMIT) {
+        status = parse_submit(r, msg, sizeof msg);
+        if (status != 0) {
+            send_error(r->aio, status, msg, false, NULL);
+            req_free(r);
+            return;
+        }
+        /* Checked in api_handle: 1-128 printable characters. */
+        const char *key = nng_http_req_get_header(nng_aio_get_input(r->aio, 0), "Idempotency-Key");
+        snprintf(r->submit->idem, sizeof r->submit->idem, "%s", key != NULL ? key : "");
+    }
+    free(r->body);
+    r->body = NULL;
+    r->item.ops = &api_item_ops;
+    if (!server_item_push(r->a->sv, &r->item)) {
+        send_error(r->aio, 503, "rushesd is shutting down", true, NULL);
+        req_free(r);
+    }
+}
+
+static void body_read_done(void *arg)
+{
+    api_req *r = arg;
+    int rv = nng_aio_result(r->read_aio);
+    if (rv == 0 && r->continuing) {
+        /* "100 Continue" is out; now the body. */
+        r->continuing = false;
+        nng_iov iov = {.iov_buf = r->body, .iov_len = r->body_len};
+        nng_aio_set_iov(r->read_aio, 1, &iov);
+        nng_http_conn_read_all(r->conn, r->read_aio);
+        return;
+    }
+    if (rv != 0) {
+        /* The client went away or stalled: nng closes the connection. */
+        nng_aio_finish(r->aio, rv);
+        req_free(r);
+        return;
+    }
+    r->body[r->body_len] = '\0';
+    req_dispatch(r);
+}
+
+static void api_handle(nng_aio *aio)
+{
+    nng_http_req *req = nng_aio_get_input(aio, 0);
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    api *a = nng_http_handler_get_data(h);
+    const char *method = nng_http_req_get_method(req);
+    const char *uri = nng_http_req_get_uri(req);
+
+    if (nng_http_req_get_header(req, "Transfer-Encoding") != NULL) {
+        send_error(aio, 400,
+                   "body: chunked transfer encoding is not supported; send "
+                   "Content-Length",
+                   true, NULL);
+        return;
+    }
+    size_t len = 0;
+    const char *cl = nng_http_req_get_header(req, "Content-Length");
+    if (cl != NULL) {
+        char *end = NULL;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (cl[0] < '0' || cl[0] > '9' || end == NULL || *end != '\0') {
+            send_error(aio, 400, "Content-Length: not a number", true, NULL);
+            return;
+        }
+        if (v > a->cfg->max_body) {
+            send_errorf(aio, 413, true, "body: %llu bytes is over the %zu-byte cap", v,
+                        a->cfg->max_body);
+            return;
+        }
+        len = (size_t)v;
+    }
+    const char *key = nng_http_req_get_header(req, "Idempotency-Key");
+    size_t keylen = key != NULL ? strlen(key) : 0;
+    if (key != NULL) {
+        bool ok = keylen >= 1 && keylen <= 128;
+        for (size_t i = 0; ok && i < keylen; i++) {
+            ok = key[i] >= 0x20 && key[i] <= 0x7e;
+        }
+        if (!ok) {
+            send_error(aio, 400, "Idempotency-Key: must be 1-128 printable characters", true, NULL);
+            return;
+        }
+    }
+    api_req *r = calloc(1, sizeof *r);
+    if (r != NULL) {
+        r->uri = strdup(uri);
+    }
+    if (r == NULL || r->uri == NULL) {
+        free(r);
+        send_error(aio, 500, "out of memory", true, NULL);
+        return;
+    }
+    r->a = a;
+    r->aio = aio;
+    r->conn = nng_aio_get_input(aio, 2);
+    r->head = strcmp(method, "HEAD") == 0;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    if (len == 0) {
+        req_dispatch(r);
+        return;
+    }
+    r->body = malloc(len + 1);
+    if (r->body == NULL || nng_aio_alloc(&r->read_aio, body_read_done, r) != 0) {
+        send_error(aio, 500, "out of memory", true, NULL);
+        req_free(r);
+        return;
+    }
+    r->body_len = len;
+    nng_aio_set_timeout(r->read_aio, API_BODY_TIMEOUT_MS);
+    const char *expect = nng_http_req_get_header(req, "Expect");
+    if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
+        /* Clients such as curl wait up to a second for this before they
+         * send a body over 1 KiB; nng 1.5.2 does not send it. */
+        static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        r->continuing = true;
+        nng_iov iov = {.iov_buf = cont, .iov_len = sizeof cont - 1};
+        nng_aio_set_iov(r->read_aio, 1, &iov);
+        nng_http_conn_write_all(r->conn, r->read_aio);
+        return;
+    }
+    nng_iov iov = {.iov_buf = r->body, .iov_len = len};
+    nng_aio_set_iov(r->read_aio, 1, &iov);
+    nng_http_conn_read_all(r->conn, r->read_aio);
+}
+
+/* ---- loop side ----------------------------------------------------------- */
+
+/* Drops what a Job summary should not carry (tasks and clips are for GET). */
+static cJSON *job_summary(cJSON *job)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(job, "tasks");
+    cJSON_DeleteItemFromObjectCaseSensitive(job, "clips");
+    return job;
+}
+
+static cJSON *wrap(const char *key, cJSON *v)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) {
+        cJSON_Delete(v);
+        return NULL;
+    }
+    cJSON_AddItemToObject(o, key, v);
+    return o;
+}
+
+static void apply_submit(server *sv, api_req *r, srv_batch *b)
+{
+    api_submit *s = r->submit;
+    store_job_spec spec = {
+        .project = s->project,
+        .kind = s->kind,
+        .params_json = s->params_json,
+        .priority = s->priority,
+        .max_attempts = s->max_attempts,
+        .depends_on = s->depends,
+        .ndepends = s->ndepends,
+        .idempotency_key = s->idem,
+        .task_params_json = (const char *const *)s->task_params,
+        .ntasks = s->ntasks,
+        .pool = s->pool,
+        .min_memory_mb = s->min_memory_mb,
+    };
+    int64_t id = 0;
+    bool existed = false;
+    cJSON *job = NULL;
+    rs_err rc = store_job_submit(server_store(sv), &spec, b->now_ms, &id, &existed, &r->err);
+    if (rc == RS_ENOENT) {
+        /* A missing dependency is a fault in the body, not a missing route. */
+        r->status = 400;
+        return;
+    }
+    if (rc != RS_OK) {
+        r->status = status_for(rc);
+        return;
+    }
+    if (!existed) {
+        b->submitted = true;
+    }
+    rc = store_job_get(server_store(sv), id, &job, &r->err);
+    if (rc != RS_OK) {
+        r->status = 500;
+        return;
+    }
+    r->resp = wrap("job", job_summary(job));
+    r->status = existed ? 200 : 201;
+}
+
+static void api_apply(server *sv, srv_item *it, srv_batch *b)
+{
+    api_req *r = (api_req *)it;
+    store *st = server_store(sv);
+    cJSON *out = NULL;
+    rs_err rc = RS_OK;
+    r->status = 200;
+    switch (r->route) {
+    case ROUTE_JOB_SUBMIT:
+        apply_submit(sv, r, b);
+        return;
+    case ROUTE_HEALTHZ: {
+        rc = store_counts(st, &out, &r->err);
+        if (rc != RS_OK) {
+            break;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "status", "ok");
+        cJSON_AddStringToObject(o, "version", RUSHES_VERSION);
+        cJSON_AddNumberToObject(o, "schema", store_schema_version());
+        if (cJSON_GetObjectItemCaseSensitive(out, "jobs") != NULL) {
+            while (out->child != NULL) {
+                cJSON *c = cJSON_DetachItemViaPointer(out, out->child);
+                cJSON_AddItemToObject(o, c->string, c);
+            }
+            cJSON_Delete(out);
+        } else {
+            cJSON_AddItemToObject(o, "jobs", out);
+        }
+        r->resp = o;
+        return;
+    }
+    case ROUTE_JOBS_LIST:
+        rc = store_job_list(st, r->state[0] != '\0' ? r->state : NULL,
+                            r->project[0] != '\0' ? r->project : NULL, r->limit, r->before, &out,
+                            &r->err);
+        if (rc == RS_OK) {
+            r->resp = wrap("jobs", out);
+        }
+        break;
+    case ROUTE_JOB_GET:
+        rc = store_job_get(st, r->id, &out, &r->err);
+        if (rc == RS_OK) {
+            r->resp = wrap("job", out);
+        }
+        break;
+    case ROUTE_JOB_CANCEL:
+    case ROUTE_JOB_RETRY:
+        rc = r->route == ROUTE_JOB_CANCEL ? store_job_cancel(st, r->id, b->now_ms, &r->err)
+                                          : store_job_retry(st, r->id, b->now_ms, &r->err);
+        if (rc == RS_OK) {
+            rc = store_job_get(st, r->id, &out, &r->err);
+        }
+        if (rc == RS_OK) {
+            r->resp = wrap("job", job_summary(out));
+        }
+        break;
+    case ROUTE_JOB_LOG:
+        rc = store_job_log(st, r->id, r->limit, &out, &r->err);
+        if (rc == RS_OK) {
+            r->resp = wrap("lines", out);
+        }
+        break;
+    case ROUTE_CLIPS:
+        rc = store_clip_list(st, r->project[0] != '\0' ? r->project : NULL, r->job, &out, &r->err);
+        if (rc == RS_OK) {
+            r->resp = wrap("clips", out);
+        }
+        break;
+    case ROUTE_WORKERS:
+        rc = store_worker_list(st, b->now_ms, &out, &r->err);
+        if (rc == RS_OK) {
+            r->resp = wrap("workers", out);
+        }
+        break;
+    }
+    if (rc != RS_OK) {
+        r->status = status_for(rc);
+        cJSON_Delete(r->resp);
+        r->resp = NULL;
+    }
+}
+
+static void api_reply(server *sv, srv_item *it, bool committed)
+{
+    api_req *r = (api_req *)it;
+    if (!committed) {
+        send_error(r->aio, 500, "internal: the database did not commit; nothing was recorded",
+                   false, NULL);
+    } else if (r->status >= 400 || r->resp == NULL) {
+        int status = r->status >= 400 ? r->status : 500;
+        if (status == 500) {
+            RS_ERROR("api", "%s %s: %s", r->method, r->uri, rs_error_text(&r->err));
+        }
+        send_error(r->aio, status, r->err.msg[0] != '\0' ? r->err.msg : rs_strerror(r->err.code),
+                   false, NULL);
+    } else {
+        char *text = cJSON_PrintUnformatted(r->resp);
+        if (text == NULL) {
+            send_error(r->aio, 500, "out of memory", false, NULL);
+        } else {
+            send_text(r->aio, r->status, text, strlen(text), false, NULL);
+            free(text);
+        }
+    }
+    req_free(r);
+}
+
+static const srv_item_ops api_item_ops = {
+    .apply = api_apply,
+    .reply = api_reply,
+};
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+rs_err api_create(server *sv, const rsd_config *cfg, api **out, rs_error *e)
+{
+    rs_err rc = RS_OK;
+    nng_url *url = NULL;
+    nng_http_handler *h = NULL;
+    api *a = calloc(1, sizeof *a);
+    if (a == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "out of memory");
+    }
+    a->sv = sv;
+    a->cfg = cfg;
+    int rv = nng_url_parse(&url, cfg->api_listen);
+    if (rv != 0) {
+        rc = rs_error_set(e, RS_EINVAL, "api_listen: %s: %s", cfg->api_listen, nng_strerror(rv));
+        goto out;
+    }
+    rv = nng_http_server_hold(&a->http, url);
+    if (rv != 0) {
+        rc = rs_error_set(e, RS_ENET, "api_listen: %s: %s", cfg->api_listen, nng_strerror(rv));
+        goto out;
+    }
+    rv = nng_http_handler_alloc(&h, "/", api_handle);
+    if (rv == 0) {
+        rv = nng_http_handler_set_method(h, NULL);
+    }
+    if (rv == 0) {
+        rv = nng_http_handler_set_tree(h);
+    }
+    if (rv == 0) {
+        rv = nng_http_handler_collect_body(h, false, 0);
+    }
+    if (rv == 0) {
+        rv = nng_http_handler_set_data(h, a, NULL);
+    }
+    if (rv == 0) {
+        rv = nng_http_server_add_handler(a->http, h);
+    }
+    if (rv != 0) {
+        nng_http_handler_free(h);
+        rc = rs_error_set(e, RS_ENET, "api: handler: %s", nng_strerror(rv));
+        goto out;
+    }
+    rv = nng_http_server_start(a->http);
+    if (rv != 0) {
+        rc = rs_error_set(e, RS_ENET, "api_listen: %s: %s", cfg->api_listen, nng_strerror(rv));
+        goto out;
+    }
+out:
+    nng_url_free(url);
+    if (rc != RS_OK) {
+        if (a->http != NULL) {
+            nng_http_server_release(a->http);
+        }
+        free(a);
+        return rc;
+    }
+    *out = a;
+    return RS_OK;
+}
+
+void api_stop(api *a)
+{
+    if (a == NULL || a->stopped) {
+        return;
+    }
+    a->stopped = true;
+    nng_http_server_stop(a->http);
+}
+
+void api_destroy(api *a)
+{
+    if (a == NULL) {
+        return;
+    }
+    api_stop(a);
+    nng_http_server_release(a->http);
+    free(a);
+}
