@@ -91,15 +91,21 @@ farm_start_worker() {
   FARM_PIDS+=("$LAST_WORKER_PID")
 }
 
-# api METHOD PATH [JSON] [extra curl args]: prints the body; sets HTTP_STATUS.
+# api METHOD PATH [JSON] [extra curl args]: prints the body. The status code
+# goes to $FARM/http_status (api usually runs in a $(...) subshell, where a
+# variable would be lost); read it with api_status.
 api() {
   local method=$1 path=$2 body=${3:-}
   shift 3 2>/dev/null || shift $#
   local out
   out=$(curl -s -S -X "$method" -w '\n%{http_code}' -H 'Content-Type: application/json' \
     ${body:+--data-binary "$body"} "$@" "$API$path") || return 1
-  HTTP_STATUS=${out##*$'\n'}
+  printf '%s' "${out##*$'\n'}" >"$FARM/http_status"
   printf '%s' "${out%$'\n'*}"
+}
+
+api_status() {
+  cat "$FARM/http_status"
 }
 
 # farm_wait_jobs SECONDS ID...: waits until every job is finished.
