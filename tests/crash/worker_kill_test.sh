@@ -12,7 +12,7 @@ farm_start_worker b
 pid_b=$LAST_WORKER_PID
 
 id=$(api POST /api/v1/jobs '{"project":"crash","kind":"noop","params":{"sleep_ms":3000}}' | jq -r .job.id)
-[ "$HTTP_STATUS" = 201 ] || farm_fail "submit: HTTP $HTTP_STATUS"
+[ "$(api_status)" = 201 ] || farm_fail "submit: HTTP $(api_status)"
 
 # wait until the task is running somewhere
 victim=""

@@ -34,7 +34,7 @@ for k in $(seq 0 49); do
   body=$(jq -cn --arg p "${paths[$((k % 5))]}" --argjson d "$deps" \
     '{project:"farmtest",kind:"ingest",params:{path:$p,files_per_task:2},depends_on:$d}')
   id=$(api POST /api/v1/jobs "$body" | jq -r .job.id)
-  [ "$HTTP_STATUS" = 201 ] || farm_fail "submit $k: HTTP $HTTP_STATUS"
+  [ "$(api_status)" = 201 ] || farm_fail "submit $k: HTTP $(api_status)"
   ids+=("$id")
 done
 
@@ -73,7 +73,7 @@ nclips=$(api GET "/api/v1/clips?project=farmtest" | jq '[.clips[].path] | unique
 # missing file: the job fails and the error names the file
 body=$(jq -cn --arg p "$FARM/media/samples/nope.mov" '{project:"farmtest",kind:"ingest",params:{path:$p}}')
 miss=$(api POST /api/v1/jobs "$body" | jq -r .job.id)
-[ "$HTTP_STATUS" = 201 ] || farm_fail "submit of a missing file: HTTP $HTTP_STATUS"
+[ "$(api_status)" = 201 ] || farm_fail "submit of a missing file: HTTP $(api_status)"
 child=$(api POST /api/v1/jobs "{\"project\":\"farmtest\",\"kind\":\"noop\",\"depends_on\":[$miss]}" | jq -r .job.id)
 farm_wait_jobs 60 "$miss" "$child"
 job=$(api GET "/api/v1/jobs/$miss")
