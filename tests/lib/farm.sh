@@ -1,7 +1,8 @@
 # farm.sh: bash helpers for tests and scripts that run a real farm on
 # loopback: rushesd + N rushes-worker processes in a temporary state folder.
 # Source it; it needs RS_BINARY_DIR (the build folder). Every process started
-# here is killed by farm_cleanup (installed as an EXIT trap by farm_init).
+# here is killed by farm_cleanup (installed as an EXIT trap by farm_init),
+# which also removes the state folder unless FARM_KEEP is set or a step failed.
 
 : "${RS_BINARY_DIR:?RS_BINARY_DIR must name the build folder}"
 RUSHESD="$RS_BINARY_DIR/daemon/rushesd"
@@ -53,7 +54,7 @@ farm_cleanup() {
       echo "--- tail $f" >&2
       tail -n 30 "$f" >&2
     done
-  elif [ -n "${FARM:-}" ]; then
+  elif [ -n "${FARM:-}" ] && [ -z "${FARM_KEEP:-}" ]; then
     rm -rf "$FARM"
   fi
   exit $rc
