@@ -5,17 +5,28 @@
  *      backward-data, backward-weights; 3x3 and 1x1) as a fraction of it;
  *  (b) U-Net training steps/s and inference megapixels/s (depth 4, base 32,
  *      7 -> 3 channels, 256x256, batch 4 with --full; smaller by default);
- *  (c) a small demo configuration's steps/s.
+ *  (c) a small demo configuration's steps/s;
+ *  (d) peak resident memory (getrusage ru_maxrss) of tiled inference
+ *      (unet_infer_tiled, 256x256 tiles, overlap 32) on one 3840x2160 frame,
+ *      against the 2 GiB target. It runs in a child process (this binary
+ *      re-executed with --rss) so the figure is that of the inference alone,
+ *      not of the kernels measured before it; wait4 returns the child's peak.
  * PyTorch-CPU figures for the same networks come from bench/engine_torch.py.
- * Usage: engine_bench [--variant reg|smem] [--full] [--kernels]
- *   --full     (b) at 256x256 (about a minute a step on lavapipe), else 128x128
+ * Usage: engine_bench [--variant reg|smem] [--full] [--kernels] [--rss big|demo]
+ *   --full     (b) at 256x256 (about a minute a step on lavapipe), else 128x128,
+ *              and (d) with the (b) network instead of the (c) one
  *   --kernels  (a) only
+ *   --rss NET  (d) only, in this process, with the (b) ("big") or (c) ("demo")
+ *              network; prints the peak RSS of the whole process
  * With RUSHES_VK_PROFILE=1 it also prints each U-Net step's time per kernel.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ops.h"
 #include "unet.h"
@@ -207,11 +218,92 @@ out:
     return rc;
 }
 
+#define RSS_W 3840
+#define RSS_H 2160
+#define RSS_TILE 256
+#define RSS_OVERLAP 32
+#define RSS_TARGET_KIB (2.0 * 1024.0 * 1024.0)
+
+/* (d) in this process: one 3840x2160 frame through unet_infer_tiled. */
+static int rss_run(vk_variant v, const unet_cfg *cfg, const char *label)
+{
+    rs_error e = {0};
+    vk_ctx *ctx = NULL;
+    vk_ctx_opts o = {.device_index = -1, .validation = 0, .variant = v};
+    if (vk_ctx_create(&o, &ctx, &e) != RS_OK) {
+        return fail("vulkan", &e);
+    }
+    size_t plane = (size_t)RSS_W * RSS_H;
+    float *img = malloc(plane * (size_t)cfg->in_c * sizeof *img);
+    float *out = malloc(plane * (size_t)cfg->out_c * sizeof *out);
+    unet *u = NULL;
+    int rc = 1;
+    if (img == NULL || out == NULL) {
+        fprintf(stderr, "engine_bench: no memory for a %dx%d frame\n", RSS_W, RSS_H);
+        goto out;
+    }
+    uint64_t s = 777;
+    for (size_t i = 0; i < plane * (size_t)cfg->in_c; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        img[i] = (float)(s >> 40) / (float)(1 << 24);
+    }
+    if (unet_create(ctx, cfg, 1, RSS_TILE, RSS_TILE, v, &u, &e) != RS_OK) {
+        rc = fail("unet", &e);
+        goto out;
+    }
+    double t0 = now_s();
+    if (unet_infer_tiled(u, img, RSS_H, RSS_W, RSS_OVERLAP, out, &e) != RS_OK) {
+        rc = fail("tiled inference", &e);
+        goto out;
+    }
+    double dt = now_s() - t0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double gib = (double)ru.ru_maxrss / (1024.0 * 1024.0);
+    printf("(d) tiled inference, %s net, %dx%d frame, %d^2 tiles overlap %d: %.1f s, "
+           "peak RSS %.3f GiB = %.2fx the 2 GiB target (%s)\n",
+           label, RSS_W, RSS_H, RSS_TILE, RSS_OVERLAP, dt, gib, (double)ru.ru_maxrss / RSS_TARGET_KIB,
+           (double)ru.ru_maxrss <= RSS_TARGET_KIB ? "holds" : "MISSED");
+    rc = 0;
+out:
+    unet_destroy(u);
+    free(img);
+    free(out);
+    vk_ctx_destroy(ctx);
+    return rc;
+}
+
+/* (d) in a child: this binary re-executed with --rss, so the peak is the
+ * inference's own; the child prints its line. */
+static int rss_child(vk_variant v, const char *net)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("engine_bench: fork");
+        return 1;
+    }
+    if (pid == 0) {
+        const char *var = v == VK_VARIANT_SMEM ? "smem" : "reg";
+        execl("/proc/self/exe", "engine_bench", "--variant", var, "--rss", net, (char *)NULL);
+        perror("engine_bench: exec /proc/self/exe");
+        _exit(127);
+    }
+    int st = 0;
+    struct rusage ru;
+    if (wait4(pid, &st, 0, &ru) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "engine_bench: the (d) child failed\n");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     vk_variant v = VK_VARIANT_AUTO;
     int full = 0;
     int kernels_only = 0;
+    const char *rss_net = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
             i++;
@@ -220,10 +312,37 @@ int main(int argc, char **argv)
             full = 1;
         } else if (strcmp(argv[i], "--kernels") == 0) {
             kernels_only = 1;
+        } else if (strcmp(argv[i], "--rss") == 0 && i + 1 < argc &&
+                   (strcmp(argv[i + 1], "big") == 0 || strcmp(argv[i + 1], "demo") == 0)) {
+            rss_net = argv[++i];
         } else {
-            fprintf(stderr, "usage: engine_bench [--variant reg|smem] [--full] [--kernels]\n");
+            fprintf(stderr, "usage: engine_bench [--variant reg|smem] [--full] [--kernels] "
+                            "[--rss big|demo]\n");
             return 2;
         }
+    }
+    unet_cfg big = {.depth = 4,
+                    .base = 32,
+                    .in_c = 7,
+                    .out_c = 3,
+                    .norm_groups = 8,
+                    .act = ENG_ACT_RELU,
+                    .up = ENG_UP_NEAREST,
+                    .loss = ENG_LOSS_L1,
+                    .seed = 1};
+    unet_cfg demo = {.depth = 3,
+                     .base = 16,
+                     .in_c = 7,
+                     .out_c = 3,
+                     .norm_groups = 8,
+                     .act = ENG_ACT_RELU,
+                     .up = ENG_UP_NEAREST,
+                     .loss = ENG_LOSS_L1,
+                     .seed = 1};
+    if (rss_net != NULL) {
+        int big_net = strcmp(rss_net, "big") == 0;
+        return rss_run(v, big_net ? &big : &demo,
+                       big_net ? "depth 4 base 32 7->3" : "demo depth 3 base 16 7->3");
     }
     rs_error e = {0};
     vk_ctx *ctx = NULL;
@@ -257,15 +376,6 @@ int main(int argc, char **argv)
         vk_ctx_destroy(ctx);
         return 0;
     }
-    unet_cfg big = {.depth = 4,
-                    .base = 32,
-                    .in_c = 7,
-                    .out_c = 3,
-                    .norm_groups = 8,
-                    .act = ENG_ACT_RELU,
-                    .up = ENG_UP_NEAREST,
-                    .loss = ENG_LOSS_L1,
-                    .seed = 1};
     int bhw = full ? 256 : 128;
     double sps = 0;
     double mps = 0;
@@ -275,15 +385,6 @@ int main(int argc, char **argv)
     printf(
         "(b) U-Net depth 4 base 32 7->3, %dx%d batch 4: %.4f train steps/s, %.3f MP/s inference\n",
         bhw, bhw, sps, mps);
-    unet_cfg demo = {.depth = 3,
-                     .base = 16,
-                     .in_c = 7,
-                     .out_c = 3,
-                     .norm_groups = 8,
-                     .act = ENG_ACT_RELU,
-                     .up = ENG_UP_NEAREST,
-                     .loss = ENG_LOSS_L1,
-                     .seed = 1};
     if (unet_rate(ctx, v, &demo, 4, 64, 5, &sps, &mps, &e) != 0) {
         return fail("demo unet", &e);
     }
@@ -291,5 +392,5 @@ int main(int argc, char **argv)
            "inference\n",
            sps, mps);
     vk_ctx_destroy(ctx);
-    return 0;
+    return rss_child(v, full ? "big" : "demo");
 }

@@ -7,7 +7,10 @@
  *
  *   http_load HOST PORT METHOD PATH BODY_FILE|- CONNECTIONS SECONDS [KEY_PREFIX]
  *
- * With KEY_PREFIX every request carries a unique Idempotency-Key.
+ * With KEY_PREFIX every request carries a unique Idempotency-Key. With
+ * RUSHES_TOKEN set every request carries it as a bearer token; with
+ * RUSHES_LOAD_GAP_MS each connection pauses that long before each request
+ * (an open-ended think time, so a submit load can match what workers drain).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +36,8 @@ typedef struct load_cfg {
     size_t body_len;
     const char *key_prefix;
     double seconds;
+    char authz[160]; /* "Authorization: Bearer ...\r\n" from $RUSHES_TOKEN, or "" */
+    long gap_us;     /* pause between a reply and the next request ($RUSHES_LOAD_GAP_MS) */
 } load_cfg;
 
 typedef struct load_thread {
@@ -128,9 +133,12 @@ static void *run(void *arg)
         }
         int n = snprintf(req, 1024,
                          "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                         "%sContent-Length: %zu\r\n\r\n",
-                         c->method, c->path, c->host, key, c->body_len);
+                         "%s%sContent-Length: %zu\r\n\r\n",
+                         c->method, c->path, c->host, key, c->authz, c->body_len);
         memcpy(req + n, c->body, c->body_len);
+        if (c->gap_us > 0) {
+            usleep((useconds_t)c->gap_us);
+        }
         double t0 = now_s();
         size_t len = (size_t)n + c->body_len;
         size_t off = 0;
@@ -191,6 +199,12 @@ int main(int argc, char **argv)
     int nconn = atoi(argv[6]);
     c.seconds = atof(argv[7]);
     c.key_prefix = argc > 8 ? argv[8] : NULL;
+    const char *gap = getenv("RUSHES_LOAD_GAP_MS");
+    c.gap_us = gap != NULL ? (long)(atof(gap) * 1000) : 0;
+    const char *token = getenv("RUSHES_TOKEN");
+    if (token != NULL && token[0] != '\0' && strlen(token) < 100) {
+        snprintf(c.authz, sizeof c.authz, "Authorization: Bearer %s\r\n", token);
+    }
     if (nconn < 1 || nconn > 1024 || c.seconds <= 0) {
         fprintf(stderr, "http_load: bad CONNECTIONS or SECONDS\n");
         return 2;

@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cli_ledger.h"
+#include "cli_ops.h"
+#include "cli_probe.h"
 #include "clock.h"
 #include "output.h"
 #include "watch.h"
@@ -954,6 +957,26 @@ static const command commands[] = {
     {"workers", NULL, cmd_workers, 0, 0, "workers"},
     {"clips", clips_opts, cmd_clips, 0, 0, "clips [--project P] [--job ID]"},
     {"mhl", mhl_opts, cmd_mhl, 1, 2, "mhl verify MHL_FILE --root DIR"},
+    {"probe", NULL, cli_cmd_probe, 1, -1, "probe FILE|PATTERN ... (local; shot.%04d.exr, shot.####.dpx)"},
+    {"priority", NULL, cli_cmd_priority, 2, 2, "priority ID N   (job priority, -100..100)"},
+    {"drain", NULL, cli_cmd_drain, 1, 1, "drain WORKER_ID"},
+    {"undrain", NULL, cli_cmd_undrain, 1, 1, "undrain WORKER_ID"},
+    {"limit", NULL, cli_cmd_limit, 2, 2, "limit PROJECT N   (max running tasks, 0 = none)"},
+    {"token", cli_token_opts, cli_cmd_token, 1, 2,
+     "token create --tenant T|'*' --role submit|operate|audit|admin [--name N] | ls | revoke ID"},
+    {"schedule", cli_schedule_opts, cli_cmd_schedule, 1, 3,
+     "schedule add NAME KIND --project P --cron 'M H DOM MON DOW' [--tz ZONE] [--param k=v ...]\n"
+     "         | ls | rm ID"},
+    {"admin", cli_admin_opts, cli_cmd_admin, 1, 1, "admin backup [--name FILE]"},
+    {"consent", cli_consent_opts, cli_cmd_consent, 1, 2,
+     "consent add --project P --performer NAME --kinds face,eyes,voice,body\n"
+     "         (--document FILE | --document-hash H) [--use U] [--territory T] [--expires DATE]\n"
+     "         | consent ls [--project P] [--performer NAME] | consent revoke ID [--reason R]"},
+    {"audit", cli_audit_opts, cli_cmd_audit, 1, 1,
+     "audit JOB|CLIP|OUTPUT [--project P] [--pubkey KEY] [--masks DIR --export FILE] [--threads N]"},
+    {"ledger", cli_ledger_opts, cli_cmd_ledger, 1, 2,
+     "ledger export --project P [--out FILE] | ledger pubkey --project P\n"
+     "         | ledger verify FILE --pubkey KEY (offline)"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

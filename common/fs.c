@@ -212,3 +212,69 @@ out:
     fclose(f);
     return rc;
 }
+
+rs_err rs_fs_atomic_open(const char *path, rs_fs_atomic *a, rs_error *e)
+{
+    a->fd = -1;
+    int n = snprintf(a->path, sizeof a->path, "%s", path);
+    int m = snprintf(a->tmp, sizeof a->tmp, "%s.tmp.XXXXXX", path);
+    if (n < 0 || (size_t)n >= sizeof a->path || m < 0 || (size_t)m >= sizeof a->tmp) {
+        return rs_error_set(e, RS_EINVAL, "%s: path too long", path);
+    }
+    int fd = mkostemp(a->tmp, O_CLOEXEC);
+    if (fd < 0) {
+        return rs_error_set(e, RS_EIO, "%s: cannot create: %s", a->tmp, strerror(errno));
+    }
+    /* mkostemp makes 0600; outputs are shared files. */
+    if (fchmod(fd, 0644) != 0) {
+        int err = errno;
+        close(fd);
+        unlink(a->tmp);
+        return rs_error_set(e, RS_EIO, "%s: chmod: %s", a->tmp, strerror(err));
+    }
+    a->fd = fd;
+    return RS_OK;
+}
+
+rs_err rs_fs_atomic_commit(rs_fs_atomic *a, rs_error *e)
+{
+    rs_err rc = RS_OK;
+    int fd = a->fd;
+    a->fd = -1;
+    if (fd < 0) {
+        /* the library closed our descriptor: reopen to fsync the same inode */
+        fd = open(a->tmp, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = rs_error_set(e, RS_EIO, "%s: reopen: %s", a->tmp, strerror(errno));
+            goto out;
+        }
+    }
+    if (fsync(fd) != 0) {
+        rc = rs_error_set(e, RS_EIO, "%s: fsync: %s", a->tmp, strerror(errno));
+        close(fd);
+        goto out;
+    }
+    if (close(fd) != 0) {
+        rc = rs_error_set(e, RS_EIO, "%s: close: %s", a->tmp, strerror(errno));
+        goto out;
+    }
+    if (rename(a->tmp, a->path) != 0) {
+        rc = rs_error_set(e, RS_EIO, "%s: rename into place: %s", a->path, strerror(errno));
+        goto out;
+    }
+    rc = fsync_dir_of(a->path, e);
+out:
+    if (rc != RS_OK) {
+        unlink(a->tmp);
+    }
+    return rc;
+}
+
+void rs_fs_atomic_abort(rs_fs_atomic *a)
+{
+    if (a->fd >= 0) {
+        close(a->fd);
+        a->fd = -1;
+    }
+    unlink(a->tmp);
+}

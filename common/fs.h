@@ -38,4 +38,23 @@ rs_err rs_fs_resolve_in_roots(const char *path, const char *const *roots, size_t
  * buffer the caller frees. RS_ETOOBIG if the file is larger than cap. */
 rs_err rs_fs_read_all(const char *path, size_t cap, char **out, size_t *outlen, rs_error *e);
 
+/*
+ * Streaming atomic output, for writers that need a file name or descriptor
+ * (libtiff, libpng, libsndfile, libavformat, OpenEXR). rs_fs_atomic_open
+ * creates a unique temporary file beside path (mode 0644) and fills a: the
+ * caller writes through a->fd or opens a->tmp by name. rs_fs_atomic_commit
+ * fsyncs it, renames it over path and fsyncs the folder; rs_fs_atomic_abort
+ * removes it. Exactly one of commit/abort must follow a successful open;
+ * both close a->fd (set it to -1 first if a library already closed it).
+ */
+typedef struct rs_fs_atomic {
+    int fd;
+    char tmp[4096];
+    char path[4096];
+} rs_fs_atomic;
+
+rs_err rs_fs_atomic_open(const char *path, rs_fs_atomic *a, rs_error *e);
+rs_err rs_fs_atomic_commit(rs_fs_atomic *a, rs_error *e);
+void rs_fs_atomic_abort(rs_fs_atomic *a);
+
 #endif

@@ -20,6 +20,10 @@
 #include "api.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -32,8 +36,13 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "api_ext.h"
+#include "api_ledger.h"
+#include "auth.h"
 #include "clock.h"
+#include "fs.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "task.h"
 
@@ -43,6 +52,16 @@
 
 #define API_MAX_DEPENDS 256
 #define API_BODY_TIMEOUT_MS 30000
+#define API_STATIC_CAP (8u << 20)
+
+/*
+ * Modules' routes (api_ext.h), tried in order after the built-in ones.
+ * Add one line per module.
+ */
+static const api_ext_route *const ext_routes[] = {
+    &api_ops_tokens, &api_ops_projects, &api_ops_workers,  &api_ops_schedules,
+    &api_ops_admin,  &api_ops_whoami,   &api_ledger_route,
+};
 
 struct api {
     server *sv;
@@ -50,6 +69,8 @@ struct api {
     nng_http_server *http;
     nng_http_handler *handler; /* owned by http once added */
     bool stopped;
+    /* Responses by status code, for /metrics; any thread. */
+    _Atomic uint64_t codes[600];
 };
 
 typedef enum api_route {
@@ -62,6 +83,9 @@ typedef enum api_route {
     ROUTE_JOB_LOG,
     ROUTE_CLIPS,
     ROUTE_WORKERS,
+    ROUTE_JOB_PRIORITY,
+    ROUTE_METRICS,
+    ROUTE_EXT,
 } api_route;
 
 /* A validated submit: everything store_job_submit needs, owned. */
@@ -101,6 +125,17 @@ typedef struct api_req {
     int64_t before;
     int64_t job;
     api_submit *submit;
+    /* auth: hash of the presented bearer token */
+    bool has_token;
+    char token_hash[AUTH_HASH_HEX + 1];
+    auth_principal who;
+    /* ROUTE_EXT and routes with a small JSON body */
+    const api_ext_route *ext;
+    const char *rest;
+    char *query;
+    cJSON *json;
+    char *text; /* non-JSON reply body */
+    const char *content_type;
     /* outcome from apply() */
     int status;
     cJSON *resp;
@@ -114,6 +149,8 @@ static const char *code_for_status(int status)
     switch (status) {
     case 400:
         return "bad_request";
+    case 401:
+        return "unauthorized";
     case 403:
         return "forbidden";
     case 404:
@@ -131,17 +168,25 @@ static const char *code_for_status(int status)
     }
 }
 
-static void send_text(nng_aio *aio, int status, const char *body, size_t len, bool close,
-                      const char *allow)
+static void send_typed(nng_aio *aio, int status, const char *ctype, const char *body, size_t len,
+                       bool close, const char *allow)
 {
     nng_http_res *res = NULL;
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    api *a = h != NULL ? nng_http_handler_get_data(h) : NULL;
+    if (a != NULL && status >= 100 && status < 600) {
+        atomic_fetch_add_explicit(&a->codes[status], 1, memory_order_relaxed);
+    }
     if (nng_http_res_alloc(&res) != 0) {
         nng_aio_finish(aio, NNG_ENOMEM);
         return;
     }
     int rv = nng_http_res_set_status(res, (uint16_t)status);
     if (rv == 0) {
-        rv = nng_http_res_set_header(res, "Content-Type", "application/json");
+        rv = nng_http_res_set_header(res, "Content-Type", ctype);
+    }
+    if (rv == 0 && status == 401) {
+        rv = nng_http_res_set_header(res, "WWW-Authenticate", "Bearer realm=\"rushes\"");
     }
     if (rv == 0 && close) {
         rv = nng_http_res_set_header(res, "Connection", "close");
@@ -159,6 +204,12 @@ static void send_text(nng_aio *aio, int status, const char *body, size_t len, bo
     }
     nng_aio_set_output(aio, 0, res);
     nng_aio_finish(aio, 0);
+}
+
+static void send_text(nng_aio *aio, int status, const char *body, size_t len, bool close,
+                      const char *allow)
+{
+    send_typed(aio, status, "application/json", body, len, close, allow);
 }
 
 static void send_error(nng_aio *aio, int status, const char *message, bool close, const char *allow)
@@ -194,7 +245,23 @@ static void send_errorf(nng_aio *aio, int status, bool close, const char *fmt, .
     send_error(aio, status, msg, close, NULL);
 }
 
+int api_status_for(rs_err code);
+
 static int status_for(rs_err code)
+{
+    return api_status_for(code);
+}
+
+void api_result_error(api_result *res, int status, const char *fmt, ...)
+{
+    res->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->message, sizeof res->message, fmt, ap);
+    va_end(ap);
+}
+
+int api_status_for(rs_err code)
 {
     switch (code) {
     case RS_EINVAL:
@@ -239,9 +306,12 @@ static void req_free(api_req *r)
         nng_aio_reap(r->read_aio);
     }
     cJSON_Delete(r->resp);
+    cJSON_Delete(r->json);
+    free(r->text);
     submit_free(r->submit);
     free(r->body);
     free(r->uri);
+    free(r->query);
     free(r);
 }
 
@@ -679,6 +749,11 @@ static int route(api_req *r, const char *path, char *msg, size_t msglen, const c
         r->route = ROUTE_WORKERS;
         return get ? 0 : 405;
     }
+    if (strcmp(path, "/metrics") == 0) {
+        *allow = "GET, HEAD";
+        r->route = ROUTE_METRICS;
+        return get ? 0 : 405;
+    }
     if (strcmp(path, prefix) == 0) {
         *allow = "GET, HEAD, POST";
         if (get) {
@@ -713,6 +788,20 @@ static int route(api_req *r, const char *path, char *msg, size_t msglen, const c
                 r->route = ROUTE_JOB_LOG;
                 return get ? 0 : 405;
             }
+            if (strcmp(slash, "/priority") == 0) {
+                *allow = "POST, PATCH";
+                r->route = ROUTE_JOB_PRIORITY;
+                return post || strcmp(m, "PATCH") == 0 ? 0 : 405;
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof ext_routes / sizeof ext_routes[0]; i++) {
+        size_t n = strlen(ext_routes[i]->prefix);
+        if (strncmp(path, ext_routes[i]->prefix, n) == 0 && (path[n] == '\0' || path[n] == '/')) {
+            r->route = ROUTE_EXT;
+            r->ext = ext_routes[i];
+            r->rest = path + n;
+            return 0;
         }
     }
     snprintf(msg, msglen, "no route for %s %.200s", r->method, path);
@@ -720,6 +809,69 @@ static int route(api_req *r, const char *path, char *msg, size_t msglen, const c
 }
 
 static const srv_item_ops api_item_ops;
+
+static const char *mime_for(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    static const char *const map[][2] = {
+        {".html", "text/html; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".json", "application/json"},
+    };
+    for (size_t i = 0; dot != NULL && i < sizeof map / sizeof map[0]; i++) {
+        if (strcmp(dot, map[i][0]) == 0) {
+            return map[i][1];
+        }
+    }
+    return "application/octet-stream";
+}
+
+/*
+ * The dashboard (web/): static files, served on nng's thread without a
+ * token (they hold no farm data; the page asks for a token and sends it on
+ * every API call). Only flat names of [A-Za-z0-9._-] under web_dir, so no
+ * path can leave it. Returns true if it answered.
+ */
+static bool serve_static(api_req *r)
+{
+    const char *path = r->uri;
+    bool get = strcmp(r->method, "GET") == 0 || r->head;
+    if (!get || r->a->cfg->web_dir == NULL) {
+        return false;
+    }
+    const char *name = NULL;
+    if (strcmp(path, "/") == 0 || strcmp(path, "/ui") == 0 || strcmp(path, "/ui/") == 0) {
+        name = "index.html";
+    } else if (strncmp(path, "/ui/", 4) == 0) {
+        name = path + 4;
+    } else {
+        return false;
+    }
+    if (!name_ok(name, 128) || name[0] == '.') {
+        send_error(r->aio, 404, "no such dashboard file", false, NULL);
+        req_free(r);
+        return true;
+    }
+    char file[PATH_MAX];
+    snprintf(file, sizeof file, "%s/%s", r->a->cfg->web_dir, name);
+    char *data = NULL;
+    size_t len = 0;
+    rs_error e;
+    rs_error_clear(&e);
+    if (rs_fs_read_all(file, API_STATIC_CAP, &data, &len, &e) != RS_OK) {
+        send_error(r->aio, 404, "no such dashboard file", false, NULL);
+        req_free(r);
+        return true;
+    }
+    send_typed(r->aio, 200, mime_for(name), data, len, false, NULL);
+    free(data);
+    req_free(r);
+    return true;
+}
 
 /* The body is in (or there is none): route, validate, hand to the loop. */
 static void req_dispatch(api_req *r)
@@ -731,6 +883,9 @@ static void req_dispatch(api_req *r)
     if (q != NULL) {
         *q = '\0';
         q++;
+    }
+    if (serve_static(r)) {
+        return;
     }
     int status = route(r, r->uri, msg, sizeof msg, &allow);
     if (status == 405) {
@@ -745,10 +900,26 @@ static void req_dispatch(api_req *r)
         req_free(r);
         return;
     }
-    if (!parse_query(r, q, msg, sizeof msg)) {
+    if (r->route == ROUTE_EXT) {
+        r->query = strdup(q != NULL ? q : "");
+        if (r->query == NULL) {
+            send_error(r->aio, 500, "out of memory", false, NULL);
+            req_free(r);
+            return;
+        }
+    } else if (!parse_query(r, q, msg, sizeof msg)) {
         send_error(r->aio, 400, msg, false, NULL);
         req_free(r);
         return;
+    }
+    if ((r->route == ROUTE_EXT || r->route == ROUTE_JOB_PRIORITY) && r->body_len > 0) {
+        const char *end = NULL;
+        r->json = cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, false);
+        if (r->json == NULL) {
+            send_error(r->aio, 400, "body: malformed JSON", false, NULL);
+            req_free(r);
+            return;
+        }
     }
     if (r->route == ROUTE_JOB_SUBMIT) {
         status = parse_submit(r, msg, sizeof msg);
@@ -847,6 +1018,17 @@ static void api_handle(nng_aio *aio)
     r->a = a;
     r->aio = aio;
     r->conn = nng_aio_get_input(aio, 2);
+    const char *authz = nng_http_req_get_header(req, "Authorization");
+    if (authz != NULL) {
+        /* Hashed here, off the loop; a malformed one is refused at once. */
+        if (strncasecmp(authz, "Bearer ", 7) != 0 || !auth_token_hash(authz + 7, r->token_hash)) {
+            free(r->uri);
+            free(r);
+            send_error(aio, 401, "Authorization: not a Rushes bearer token", false, NULL);
+            return;
+        }
+        r->has_token = true;
+    }
     r->head = strcmp(method, "HEAD") == 0;
     snprintf(r->method, sizeof r->method, "%s", method);
     if (len == 0) {
@@ -914,11 +1096,18 @@ static void apply_submit(server *sv, api_req *r, srv_batch *b)
         .ntasks = s->ntasks,
         .pool = s->pool,
         .min_memory_mb = s->min_memory_mb,
+        .tenant = strcmp(r->who.tenant, "*") == 0 ? NULL : r->who.tenant,
     };
     int64_t id = 0;
     bool existed = false;
     cJSON *job = NULL;
-    rs_err rc = store_job_submit(server_store(sv), &spec, b->now_ms, &id, &existed, &r->err);
+    /* Consent gate (ledger/): a likeness job needs consent for each performer. */
+    rs_err rc = api_ledger_submit_gate(sv, s->project, s->kind, s->params_json, b->now_ms, &r->err);
+    if (rc != RS_OK) {
+        r->status = rc == RS_EPERM ? 403 : 400;
+        return;
+    }
+    rc = store_job_submit(server_store(sv), &spec, b->now_ms, &id, &existed, &r->err);
     if (rc == RS_ENOENT) {
         /* A missing dependency is a fault in the body, not a missing route. */
         r->status = 400;
@@ -940,6 +1129,198 @@ static void apply_submit(server *sv, api_req *r, srv_batch *b)
     r->status = existed ? 200 : 201;
 }
 
+/*
+ * Who is asking: with auth off every request is the farm-wide admin; with
+ * it on the token must be known and not revoked at this very batch, so a
+ * revocation takes effect for the next request. Returns false after
+ * setting a 401.
+ */
+static bool authenticate(server *sv, api_req *r, int64_t now_ms)
+{
+    memset(&r->who, 0, sizeof r->who);
+    if (!server_config(sv)->auth) {
+        snprintf(r->who.tenant, sizeof r->who.tenant, "*");
+        r->who.role = AUTH_ADMIN;
+        return true;
+    }
+    if (!r->has_token) {
+        r->status = 401;
+        rs_error_set(&r->err, RS_EPERM,
+                     "a bearer token is required (Authorization: Bearer rsh_...)");
+        return false;
+    }
+    store_token t;
+    bool found = false;
+    if (store_token_find(server_store(sv), r->token_hash, now_ms, &t, &found, &r->err) != RS_OK) {
+        r->status = 500;
+        return false;
+    }
+    if (!found) {
+        r->status = 401;
+        rs_error_set(&r->err, RS_EPERM, "token unknown or revoked");
+        return false;
+    }
+    r->who.token_id = t.id;
+    snprintf(r->who.tenant, sizeof r->who.tenant, "%s", t.tenant);
+    r->who.role = auth_role_parse(t.role);
+    return true;
+}
+
+static bool need(api_req *r, auth_cap cap, const char *what)
+{
+    if (auth_can(&r->who, cap)) {
+        return true;
+    }
+    r->status = 403;
+    rs_error_set(&r->err, RS_EPERM, "role %s may not %s", auth_role_name(r->who.role), what);
+    return false;
+}
+
+/* A job of another tenant is answered exactly like a missing one. */
+static bool job_visible(server *sv, api_req *r)
+{
+    bool exists = false;
+    char tenant[65];
+    if (store_job_tenant(server_store(sv), r->id, &exists, tenant, &r->err) != RS_OK) {
+        r->status = 500;
+        return false;
+    }
+    if (!exists || !auth_sees(&r->who, tenant)) {
+        r->status = 404;
+        /* Word for word the store's answer for a missing job. */
+        rs_error_set(&r->err, RS_ENOENT, "job %lld: no such job", (long long)r->id);
+        return false;
+    }
+    return true;
+}
+
+static bool project_visible(server *sv, api_req *r, const char *project, bool create_ok)
+{
+    bool exists = false;
+    char tenant[65];
+    if (store_project_tenant(server_store(sv), project, &exists, tenant, &r->err) != RS_OK) {
+        r->status = 500;
+        return false;
+    }
+    if (!exists ? create_ok : auth_sees(&r->who, tenant)) {
+        return true;
+    }
+    r->status = 404;
+    rs_error_set(&r->err, RS_ENOENT, "project %s: not found", project);
+    return false;
+}
+
+/* A dependency on another tenant's job reads like one on a missing job, so
+ * depends_on cannot probe ids or watch another tenant's jobs. */
+static bool deps_visible(server *sv, api_req *r)
+{
+    for (size_t i = 0; i < r->submit->ndepends; i++) {
+        bool exists = false;
+        char tenant[65];
+        if (store_job_tenant(server_store(sv), r->submit->depends[i], &exists, tenant, &r->err) !=
+            RS_OK) {
+            r->status = 500;
+            return false;
+        }
+        if (exists && !auth_sees(&r->who, tenant)) {
+            r->status = 400;
+            rs_error_set(&r->err, RS_ENOENT, "depends_on: no job %lld",
+                         (long long)r->submit->depends[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void apply_ext(server *sv, api_req *r, srv_batch *b)
+{
+    api_result res;
+    memset(&res, 0, sizeof res);
+    res.status = 200;
+    api_call call = {
+        .method = r->head ? "GET" : r->method,
+        .path = r->uri,
+        .rest = r->rest,
+        .query = r->query != NULL ? r->query : "",
+        .body = r->json,
+        .who = &r->who,
+        .now_ms = b->now_ms,
+    };
+    r->ext->handle(sv, &call, &res);
+    r->status = res.status;
+    if (res.status >= 400) {
+        cJSON_Delete(res.json);
+        free(res.text);
+        rs_error_set(&r->err, RS_EINVAL, "%s", res.message[0] != '\0' ? res.message : "error");
+        return;
+    }
+    r->resp = res.json;
+    r->text = res.text;
+    r->content_type = res.content_type;
+    if (r->resp == NULL && r->text == NULL) {
+        r->resp = cJSON_CreateObject();
+    }
+}
+
+static void apply_metrics(server *sv, api_req *r, srv_batch *b)
+{
+    cJSON *m = NULL;
+    if (store_metrics(server_store(sv), b->now_ms, metrics_bounds, METRICS_NBOUNDS, &m, &r->err) !=
+        RS_OK) {
+        r->status = 500;
+        return;
+    }
+    uint64_t codes[600];
+    for (int i = 0; i < 600; i++) {
+        codes[i] = atomic_load_explicit(&r->a->codes[i], memory_order_relaxed);
+    }
+    r->text = metrics_render(m, codes, 600);
+    cJSON_Delete(m);
+    if (r->text == NULL) {
+        r->status = 500;
+        rs_error_set(&r->err, RS_ENOMEM, "out of memory");
+        return;
+    }
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* Capability and tenancy of the built-in routes; false after an error. */
+static bool authorize(server *sv, api_req *r)
+{
+    switch (r->route) {
+    case ROUTE_HEALTHZ:
+    case ROUTE_EXT: /* the module's handler checks */
+        return true;
+    case ROUTE_METRICS:
+        if (strcmp(r->who.tenant, "*") != 0) {
+            r->status = 403;
+            rs_error_set(&r->err, RS_EPERM, "metrics are farm-wide: need a token of tenant *");
+            return false;
+        }
+        return need(r, AUTH_CAN_READ, "read metrics");
+    case ROUTE_JOB_SUBMIT:
+        return need(r, AUTH_CAN_SUBMIT, "submit jobs") &&
+               project_visible(sv, r, r->submit->project, true) && deps_visible(sv, r);
+    case ROUTE_JOBS_LIST:
+    case ROUTE_CLIPS:
+        if (!need(r, AUTH_CAN_READ, "read")) {
+            return false;
+        }
+        return r->project[0] == '\0' || project_visible(sv, r, r->project, false);
+    case ROUTE_WORKERS:
+        return need(r, AUTH_CAN_READ, "read");
+    case ROUTE_JOB_GET:
+    case ROUTE_JOB_LOG:
+        return need(r, AUTH_CAN_READ, "read") && job_visible(sv, r);
+    case ROUTE_JOB_CANCEL:
+    case ROUTE_JOB_RETRY:
+    case ROUTE_JOB_PRIORITY:
+        /* Visibility first: another tenant's job is a 404 whatever the role. */
+        return job_visible(sv, r) && need(r, AUTH_CAN_OPERATE, "act on jobs");
+    }
+    return true;
+}
+
 static void api_apply(server *sv, srv_item *it, srv_batch *b)
 {
     api_req *r = (api_req *)it;
@@ -947,7 +1328,38 @@ static void api_apply(server *sv, srv_item *it, srv_batch *b)
     cJSON *out = NULL;
     rs_err rc = RS_OK;
     r->status = 200;
+    if (r->route != ROUTE_HEALTHZ && !authenticate(sv, r, b->now_ms)) {
+        return;
+    }
+    if (!authorize(sv, r)) {
+        return;
+    }
     switch (r->route) {
+    case ROUTE_EXT:
+        apply_ext(sv, r, b);
+        return;
+    case ROUTE_METRICS:
+        apply_metrics(sv, r, b);
+        return;
+    case ROUTE_JOB_PRIORITY: {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(r->json, "priority");
+        int64_t n = 0;
+        if (!cJSON_IsObject(r->json) || cJSON_GetArraySize(r->json) != 1 ||
+            !json_int(p, -100, 100, &n)) {
+            r->status = 400;
+            rs_error_set(&r->err, RS_EINVAL,
+                         "body: must be {\"priority\": N} with N an integer in -100..100");
+            return;
+        }
+        rc = store_job_set_priority(st, r->id, (int)n, &r->err);
+        if (rc == RS_OK) {
+            rc = store_job_get(st, r->id, &out, &r->err);
+        }
+        if (rc == RS_OK) {
+            r->resp = wrap("job", job_summary(out));
+        }
+        break;
+    }
     case ROUTE_JOB_SUBMIT:
         apply_submit(sv, r, b);
         return;
@@ -973,9 +1385,9 @@ static void api_apply(server *sv, srv_item *it, srv_batch *b)
         return;
     }
     case ROUTE_JOBS_LIST:
-        rc = store_job_list(st, r->state[0] != '\0' ? r->state : NULL,
-                            r->project[0] != '\0' ? r->project : NULL, r->limit, r->before, &out,
-                            &r->err);
+        rc = store_job_list_tenant(st, r->state[0] != '\0' ? r->state : NULL,
+                                   r->project[0] != '\0' ? r->project : NULL,
+                                   auth_tenant_filter(&r->who), r->limit, r->before, &out, &r->err);
         if (rc == RS_OK) {
             r->resp = wrap("jobs", out);
         }
@@ -1004,7 +1416,8 @@ static void api_apply(server *sv, srv_item *it, srv_batch *b)
         }
         break;
     case ROUTE_CLIPS:
-        rc = store_clip_list(st, r->project[0] != '\0' ? r->project : NULL, r->job, &out, &r->err);
+        rc = store_clip_list_tenant(st, r->project[0] != '\0' ? r->project : NULL, r->job,
+                                    auth_tenant_filter(&r->who), &out, &r->err);
         if (rc == RS_OK) {
             r->resp = wrap("clips", out);
         }
@@ -1029,13 +1442,16 @@ static void api_reply(server *sv, srv_item *it, bool committed)
     if (!committed) {
         send_error(r->aio, 500, "internal: the database did not commit; nothing was recorded",
                    false, NULL);
-    } else if (r->status >= 400 || r->resp == NULL) {
+    } else if (r->status >= 400 || (r->resp == NULL && r->text == NULL)) {
         int status = r->status >= 400 ? r->status : 500;
         if (status == 500) {
             RS_ERROR("api", "%s %s: %s", r->method, r->uri, rs_error_text(&r->err));
         }
         send_error(r->aio, status, r->err.msg[0] != '\0' ? r->err.msg : rs_strerror(r->err.code),
                    false, NULL);
+    } else if (r->text != NULL) {
+        send_typed(r->aio, r->status, r->content_type != NULL ? r->content_type : "text/plain",
+                   r->text, strlen(r->text), false, NULL);
     } else {
         char *text = cJSON_PrintUnformatted(r->resp);
         if (text == NULL) {
@@ -1052,6 +1468,63 @@ static const srv_item_ops api_item_ops = {
     .apply = api_apply,
     .reply = api_reply,
 };
+
+/* ---- submits from the loop (schedules) ------------------------------------ */
+
+rs_err api_submit_json(api *a, const char *project, const char *tenant, const char *job_json,
+                       int64_t now_ms, int64_t *job_id, rs_error *e)
+{
+    rs_err rc = RS_OK;
+    char msg[512];
+    cJSON *job = cJSON_Parse(job_json);
+    api_req *r = calloc(1, sizeof *r);
+    if (job == NULL || r == NULL) {
+        rc = rs_error_set(e, RS_EINVAL, "schedule: job: not a JSON object");
+        goto out;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(job, "project");
+    cJSON_AddStringToObject(job, "project", project);
+    r->a = a;
+    r->route = ROUTE_JOB_SUBMIT;
+    r->body = cJSON_PrintUnformatted(job);
+    if (r->body == NULL) {
+        rc = rs_error_set(e, RS_ENOMEM, "out of memory");
+        goto out;
+    }
+    r->body_len = strlen(r->body);
+    /* The same validation and plan() as a POST /api/v1/jobs. */
+    if (parse_submit(r, msg, sizeof msg) != 0) {
+        rc = rs_error_set(e, RS_EINVAL, "schedule: job: %s", msg);
+        goto out;
+    }
+    api_submit *sub = r->submit;
+    store_job_spec spec = {
+        .project = sub->project,
+        .kind = sub->kind,
+        .params_json = sub->params_json,
+        .priority = sub->priority,
+        .max_attempts = sub->max_attempts,
+        .depends_on = sub->depends,
+        .ndepends = sub->ndepends,
+        .idempotency_key = NULL,
+        .task_params_json = (const char *const *)sub->task_params,
+        .ntasks = sub->ntasks,
+        .pool = sub->pool,
+        .min_memory_mb = sub->min_memory_mb,
+        .tenant = tenant != NULL && tenant[0] != '\0' ? tenant : NULL,
+    };
+    bool existed = false;
+    /* The same consent gate as a POST /api/v1/jobs (ledger/). */
+    rc = api_ledger_submit_gate(a->sv, sub->project, sub->kind, sub->params_json, now_ms, e);
+    if (rc != RS_OK) {
+        goto out;
+    }
+    rc = store_job_submit(server_store(a->sv), &spec, now_ms, job_id, &existed, e);
+out:
+    cJSON_Delete(job);
+    req_free(r);
+    return rc;
+}
 
 /* ---- lifecycle ----------------------------------------------------------- */
 

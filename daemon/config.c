@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -32,6 +33,12 @@ typedef struct raw_config {
     int64_t heartbeat_ms;
     int64_t backoff_ms;
     int64_t max_body;
+    int auth; /* -1 unset */
+    char *worker_secret;
+    char *web_dir;
+    char *tls_cert;
+    char *tls_key;
+    char *token_name;
 } raw_config;
 
 typedef struct int_setting {
@@ -58,6 +65,10 @@ static const str_setting str_settings[] = {
     {"worker-listen", offsetof(raw_config, worker_listen)},
     {"db", offsetof(raw_config, db)},
     {"data-dir", offsetof(raw_config, data_dir)},
+    {"worker-secret", offsetof(raw_config, worker_secret)},
+    {"web-dir", offsetof(raw_config, web_dir)},
+    {"tls-cert", offsetof(raw_config, tls_cert)},
+    {"tls-key", offsetof(raw_config, tls_key)},
 };
 
 const char *config_usage(void)
@@ -73,6 +84,12 @@ const char *config_usage(void)
            "  --heartbeat-ms N      interval workers heartbeat at (default 3000)\n"
            "  --backoff-ms N        base of the exponential retry backoff (default 2000)\n"
            "  --max-body N          cap on an HTTP request body in bytes (default 1048576)\n"
+           "  --no-auth             serve the API without tokens (config \"auth\": false)\n"
+           "  --worker-secret S     pool secret workers must present in hello\n"
+           "  --web-dir DIR         dashboard files (default: installed or source web/)\n"
+           "  --tls-cert FILE       certificate for a tls+tcp:// worker socket\n"
+           "  --tls-key FILE        its private key\n"
+           "  --create-admin-token NAME  print a new farm-wide admin token and exit\n"
            "  --help, --version\n";
 }
 
@@ -82,6 +99,11 @@ static void raw_free(raw_config *r)
     free(r->worker_listen);
     free(r->db);
     free(r->data_dir);
+    free(r->worker_secret);
+    free(r->web_dir);
+    free(r->tls_cert);
+    free(r->tls_key);
+    free(r->token_name);
     for (size_t i = 0; i < r->nroots; i++) {
         free(r->roots[i]);
     }
@@ -159,6 +181,13 @@ static rs_err apply_file_item(raw_config *r, const char *path, const cJSON *it, 
             *(int64_t *)((char *)r + s->offset) = (int64_t)it->valuedouble;
             return RS_OK;
         }
+    }
+    if (strcmp(it->string, "auth") == 0) {
+        if (!cJSON_IsBool(it)) {
+            return rs_error_set(e, RS_EINVAL, "%s: auth: must be true or false", path);
+        }
+        r->auth = cJSON_IsTrue(it) ? 1 : 0;
+        return RS_OK;
     }
     if (strcmp(it->string, "media_roots") == 0) {
         if (!cJSON_IsArray(it)) {
@@ -253,7 +282,16 @@ static bool flag_name(const char *arg, char *out, size_t outlen)
 static rs_err apply_flag(raw_config *r, int argc, char **argv, int i, const char *name,
                          int *consumed, rs_error *e)
 {
-    bool known = strcmp(name, "config") == 0 || strcmp(name, "media-root") == 0;
+    if (strcmp(name, "no-auth") == 0) {
+        if (strchr(argv[i], '=') != NULL) {
+            return rs_error_set(e, RS_EINVAL, "--no-auth: takes no value");
+        }
+        r->auth = 0;
+        *consumed = 1;
+        return RS_OK;
+    }
+    bool known = strcmp(name, "config") == 0 || strcmp(name, "media-root") == 0 ||
+                 strcmp(name, "create-admin-token") == 0;
     for (size_t k = 0; k < sizeof str_settings / sizeof str_settings[0]; k++) {
         known = known || strcmp(name, str_settings[k].name) == 0;
     }
@@ -270,6 +308,12 @@ static rs_err apply_flag(raw_config *r, int argc, char **argv, int i, const char
     }
     if (strcmp(name, "config") == 0) {
         return RS_OK; /* handled in the first pass */
+    }
+    if (strcmp(name, "create-admin-token") == 0) {
+        if (v[0] == '\0') {
+            return rs_error_set(e, RS_EINVAL, "--create-admin-token: needs a name");
+        }
+        return set_str(&r->token_name, v, e);
     }
     if (strcmp(name, "media-root") == 0) {
         if (!r->roots_from_flags) {
@@ -302,6 +346,48 @@ static rs_err apply_flag(raw_config *r, int argc, char **argv, int i, const char
         }
     }
     return rs_error_set(e, RS_EINVAL, "unknown option --%s", name);
+}
+
+/*
+ * The dashboard folder: the configured one (must exist), else the installed
+ * one beside the binary (<prefix>/bin/../share/rushes/web), else the source
+ * tree's web/ for a build-tree binary, else none (not served).
+ */
+static rs_err find_web_dir(const char *configured, char **out, rs_error *e)
+{
+    char buf[PATH_MAX];
+    char resolved[PATH_MAX];
+    if (configured != NULL) {
+        if (realpath(configured, resolved) == NULL) {
+            return rs_error_set(e, RS_ENOENT, "web_dir: %s: does not exist", configured);
+        }
+        *out = strdup(resolved);
+        return *out != NULL ? RS_OK : rs_error_set(e, RS_ENOMEM, "out of memory");
+    }
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        char *slash = strrchr(buf, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            char cand[PATH_MAX + 32];
+            snprintf(cand, sizeof cand, "%s/../share/rushes/web/index.html", buf);
+            if (realpath(cand, resolved) != NULL) {
+                *strrchr(resolved, '/') = '\0';
+                *out = strdup(resolved);
+                return *out != NULL ? RS_OK : rs_error_set(e, RS_ENOMEM, "out of memory");
+            }
+        }
+    }
+#ifdef RUSHES_SOURCE_WEB_DIR
+    if (realpath(RUSHES_SOURCE_WEB_DIR "/index.html", resolved) != NULL) {
+        *strrchr(resolved, '/') = '\0';
+        *out = strdup(resolved);
+        return *out != NULL ? RS_OK : rs_error_set(e, RS_ENOMEM, "out of memory");
+    }
+#endif
+    *out = NULL;
+    return RS_OK;
 }
 
 static rs_err finish(raw_config *r, rsd_config *cfg, rs_error *e)
@@ -361,6 +447,28 @@ static rs_err finish(raw_config *r, rsd_config *cfg, rs_error *e)
     cfg->heartbeat_ms = r->heartbeat_ms;
     cfg->backoff_ms = r->backoff_ms;
     cfg->max_body = (size_t)r->max_body;
+    cfg->auth = r->auth != 0;
+    if ((r->tls_cert == NULL) != (r->tls_key == NULL)) {
+        return rs_error_set(e, RS_EINVAL, "tls_cert and tls_key: give both or neither");
+    }
+    if (strncmp(cfg->worker_listen, "tls+", 4) == 0 && r->tls_cert == NULL) {
+        return rs_error_set(e, RS_EINVAL, "worker_listen: %s needs tls_cert and tls_key",
+                            cfg->worker_listen);
+    }
+    char *const *strs[] = {&r->worker_secret, &r->tls_cert, &r->tls_key, &r->token_name};
+    char **outs[] = {&cfg->worker_secret, &cfg->tls_cert, &cfg->tls_key, &cfg->token_name};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (*strs[i] != NULL) {
+            *outs[i] = strdup(*strs[i]);
+            if (*outs[i] == NULL) {
+                return rs_error_set(e, RS_ENOMEM, "out of memory");
+            }
+        }
+    }
+    rc = find_web_dir(r->web_dir, &cfg->web_dir, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
     return RS_OK;
 }
 
@@ -374,6 +482,7 @@ rs_err config_parse(int argc, char **argv, rsd_config *cfg, rsd_config_action *a
     r.heartbeat_ms = 3000;
     r.backoff_ms = 2000;
     r.max_body = 1024 * 1024;
+    r.auth = 1;
     rs_err rc = set_str(&r.api_listen, "http://127.0.0.1:8640", e);
     if (rc == RS_OK) {
         rc = set_str(&r.worker_listen, "tcp://127.0.0.1:8641", e);
@@ -413,11 +522,18 @@ rs_err config_parse(int argc, char **argv, rsd_config *cfg, rsd_config_action *a
     if (rc == RS_OK) {
         rc = finish(&r, cfg, e);
     }
+    if (rc == RS_OK && cfg->token_name != NULL) {
+        *action = RSD_CREATE_TOKEN;
+        goto out_keep;
+    }
 out:
     raw_free(&r);
     if (rc != RS_OK || *action != RSD_RUN) {
         config_free(cfg);
     }
+    return rc;
+out_keep:
+    raw_free(&r);
     return rc;
 }
 
@@ -430,6 +546,11 @@ void config_free(rsd_config *cfg)
     free(cfg->worker_listen);
     free(cfg->db);
     free(cfg->data_dir);
+    free(cfg->worker_secret);
+    free(cfg->web_dir);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->token_name);
     for (size_t i = 0; i < cfg->nmedia_roots; i++) {
         free(cfg->media_roots[i]);
     }

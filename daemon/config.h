@@ -11,6 +11,7 @@
 #ifndef RSD_CONFIG_H
 #define RSD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,12 @@ typedef struct rsd_config {
     int64_t heartbeat_ms;
     int64_t backoff_ms;
     size_t max_body;
+    bool auth;                /* bearer tokens required (default true; --no-auth) */
+    char *worker_secret;      /* pool secret workers send in hello; NULL = none */
+    char *web_dir;            /* dashboard files; NULL = not served */
+    char *tls_cert;           /* worker socket tls+tcp: certificate (PEM file) */
+    char *tls_key;            /* ... and its private key */
+    char *token_name;         /* --create-admin-token NAME */
 } rsd_config;
 
 /* What the command line asked for besides running. */
@@ -36,6 +43,7 @@ typedef enum rsd_config_action {
     RSD_RUN = 0,
     RSD_HELP,
     RSD_VERSION,
+    RSD_CREATE_TOKEN, /* --create-admin-token NAME: print a new admin token and exit */
 } rsd_config_action;
 
 /*

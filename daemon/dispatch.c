@@ -18,7 +18,11 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
 
+#include "api_ledger.h"
+#include "auth.h"
+#include "fs.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
@@ -145,7 +149,11 @@ static void ctx_cb(void *arg)
     rs_error_clear(&e);
     rs_err rc = proto_decode(nng_msg_body(m), nng_msg_len(m), false, &r->msg, &id, &e);
     if (rc == RS_OK && r->msg.type == PROTO_HELLO) {
-        r->raw = strndup(nng_msg_body(m), nng_msg_len(m));
+        /* Stored as the worker's caps, so without the secret. */
+        cJSON *caps = cJSON_ParseWithLength(nng_msg_body(m), nng_msg_len(m));
+        cJSON_DeleteItemFromObjectCaseSensitive(caps, "secret");
+        r->raw = caps != NULL ? cJSON_PrintUnformatted(caps) : NULL;
+        cJSON_Delete(caps);
         if (r->raw == NULL) {
             rc = rs_error_set(&e, RS_ENOMEM, "out of memory");
         }
@@ -251,6 +259,12 @@ static void apply_hello(server *sv, dispatch_req *r, srv_batch *b)
     rs_error e;
     rs_error_clear(&e);
     int64_t id = 0;
+    if (d->cfg->worker_secret != NULL && !auth_secret_equal(h->secret, d->cfg->worker_secret)) {
+        RS_WARN("dispatch", "worker %s refused: wrong or missing pool secret", h->worker_name);
+        fail(r, "forbidden", "worker %s: wrong or missing pool secret (RUSHES_WORKER_SECRET)",
+             h->worker_name);
+        return;
+    }
     rs_err rc =
         store_worker_hello(server_store(sv), h->worker_name, h->pool, r->raw, b->now_ms, &id, &e);
     if (rc != RS_OK) {
@@ -293,6 +307,13 @@ static void apply_lease(server *sv, dispatch_req *r, const worker_entry *w, srv_
     proto_lease_reply *lr = &r->reply.u.lease_reply;
     lr->lease_ttl_ms = (uint32_t)d->cfg->lease_ttl_ms;
     if (!found) {
+        lr->has_task = false;
+        lr->retry_ms = DISPATCH_RETRY_MS;
+        return;
+    }
+    if (api_ledger_lease_blocked(sv, lease.job_id, b->now_ms)) {
+        /* Consent revoked or expired since submit (ledger/): job cancelled. */
+        free(lease.params_json);
         lr->has_task = false;
         lr->retry_ms = DISPATCH_RETRY_MS;
         return;
@@ -456,6 +477,66 @@ static const srv_item_ops dispatch_item_ops = {
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+/*
+ * Starts the listener. A tls+tcp:// URL gets nng's TLS (mbedTLS) with the
+ * certificate and key from the config; workers verify it against the CA
+ * they are given (RUSHES_WORKER_CA_FILE). Messaging over tls+tcp does not
+ * have the HTTPS stall of DESIGN.md.
+ */
+static rs_err worker_listen(dispatch *d, const rsd_config *cfg, rs_error *e)
+{
+    nng_listener l;
+    nng_tls_config *tls = NULL;
+    char *cert = NULL;
+    char *key = NULL;
+    size_t n = 0;
+    rs_err rc = RS_OK;
+    int rv = nng_listener_create(&l, d->sock, cfg->worker_listen);
+    if (rv != 0) {
+        return rs_error_set(e, RS_ENET, "worker_listen: %s: %s", cfg->worker_listen,
+                            nng_strerror(rv));
+    }
+    if (strncmp(cfg->worker_listen, "tls+", 4) == 0) {
+        rc = rs_fs_read_all(cfg->tls_cert, 1u << 20, &cert, &n, e);
+        if (rc == RS_OK) {
+            rc = rs_fs_read_all(cfg->tls_key, 1u << 20, &key, &n, e);
+        }
+        if (rc != RS_OK) {
+            goto out;
+        }
+        rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_SERVER);
+        if (rv == 0) {
+            rv = nng_tls_config_own_cert(tls, cert, key, NULL);
+        }
+        if (rv == 0) {
+            rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, tls);
+        }
+        if (rv != 0) {
+            rc = rs_error_set(e, RS_ENET, "worker_listen: TLS with %s / %s: %s", cfg->tls_cert,
+                              cfg->tls_key, nng_strerror(rv));
+            goto out;
+        }
+    }
+    rv = nng_listener_start(l, 0);
+    if (rv != 0) {
+        rc =
+            rs_error_set(e, RS_ENET, "worker_listen: %s: %s", cfg->worker_listen, nng_strerror(rv));
+    }
+out:
+    if (tls != NULL) {
+        nng_tls_config_free(tls); /* the listener holds its own reference */
+    }
+    if (key != NULL) {
+        memset(key, 0, strlen(key));
+    }
+    free(cert);
+    free(key);
+    if (rc != RS_OK) {
+        nng_listener_close(l);
+    }
+    return rc;
+}
+
 rs_err dispatch_create(server *sv, const rsd_config *cfg, dispatch **out, rs_error *e)
 {
     rs_err rc = RS_OK;
@@ -492,7 +573,11 @@ rs_err dispatch_create(server *sv, const rsd_config *cfg, dispatch **out, rs_err
         }
         c->open = true;
     }
-    rv = nng_listen(d->sock, cfg->worker_listen, NULL, 0);
+    rc = worker_listen(d, cfg, e);
+    if (rc != RS_OK) {
+        goto out;
+    }
+    rv = 0;
     if (rv != 0) {
         rc =
             rs_error_set(e, RS_ENET, "worker_listen: %s: %s", cfg->worker_listen, nng_strerror(rv));

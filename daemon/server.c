@@ -11,6 +11,7 @@
 #include "server.h"
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,10 @@
 #include <uv.h>
 
 #include "api.h"
+#include "api_ledger.h"
 #include "clock.h"
+#include "cron.h"
+#include "fs.h"
 #include "dispatch.h"
 #include "log.h"
 #include "task.h"
@@ -28,6 +32,7 @@
  * long before the listeners close under them. */
 #define SERVER_GRACE_MS 200
 #define SERVER_FINALIZE_BATCH 16
+#define SERVER_SCHEDULE_BATCH 32
 
 struct server {
     const rsd_config *cfg;
@@ -49,7 +54,92 @@ struct server {
     store *st;
     api *api;
     dispatch *dp;
+    char clock_file[512]; /* RUSHES_TEST_CLOCK_FILE, "" = wall clock */
 };
+
+int64_t server_now_ms(server *sv)
+{
+    if (sv->clock_file[0] == '\0') {
+        return rs_clock_wall_ms();
+    }
+    char *text = NULL;
+    size_t len = 0;
+    rs_error e;
+    rs_error_clear(&e);
+    int64_t v = rs_clock_wall_ms();
+    if (rs_fs_read_all(sv->clock_file, 64, &text, &len, &e) == RS_OK) {
+        char *end = NULL;
+        long long x = strtoll(text, &end, 10);
+        if (end != text && x > 0) {
+            v = x;
+        }
+        free(text);
+    }
+    return v;
+}
+
+/*
+ * Due schedules submit their job (same validation and plan as the API)
+ * and move to their next firing, in one batch. A firing whose job is
+ * refused (e.g. its footage folder is gone) is logged and skipped; missed
+ * firings while the daemon was down collapse into one.
+ */
+static void run_schedules(server *sv)
+{
+    cJSON *due = NULL;
+    rs_error e;
+    rs_error_clear(&e);
+    int64_t now = server_now_ms(sv);
+    if (store_schedules_due(sv->st, now, SERVER_SCHEDULE_BATCH, &due, &e) != RS_OK) {
+        RS_ERROR("schedule", "%s", rs_error_text(&e));
+        return;
+    }
+    if (cJSON_GetArraySize(due) == 0) {
+        cJSON_Delete(due);
+        return;
+    }
+    if (store_batch_begin(sv->st, &e) != RS_OK) {
+        RS_ERROR("schedule", "%s", rs_error_text(&e));
+        cJSON_Delete(due);
+        return;
+    }
+    const cJSON *d = NULL;
+    cJSON_ArrayForEach(d, due)
+    {
+        int64_t id = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(d, "id"));
+        const char *cron = cJSON_GetStringValue(cJSON_GetObjectItem(d, "cron"));
+        const char *tz = cJSON_GetStringValue(cJSON_GetObjectItem(d, "tz"));
+        int64_t job_id = 0;
+        int64_t next = 0;
+        cron_expr ce;
+        rs_error je;
+        rs_error_clear(&je);
+        rs_err rc = api_submit_json(
+            sv->api, cJSON_GetStringValue(cJSON_GetObjectItem(d, "project")),
+            cJSON_GetStringValue(cJSON_GetObjectItem(d, "tenant")),
+            cJSON_GetStringValue(cJSON_GetObjectItem(d, "job")), rs_clock_wall_ms(), &job_id, &je);
+        if (rc != RS_OK) {
+            RS_WARN("schedule", "schedule %lld: job refused: %s", (long long)id,
+                    rs_error_text(&je));
+            job_id = 0;
+        } else {
+            RS_INFO("schedule", "schedule %lld submitted job %lld", (long long)id,
+                    (long long)job_id);
+        }
+        if (cron_parse(cron != NULL ? cron : "", &ce, &je) != RS_OK ||
+            cron_next(&ce, tz != NULL ? tz : "UTC", now, &next, &je) != RS_OK) {
+            next = INT64_MAX; /* never again; shown in `rushes schedule ls` */
+        }
+        if (store_schedule_fired(sv->st, id, now, next, job_id, &e) != RS_OK) {
+            RS_ERROR("schedule", "%s", rs_error_text(&e));
+        }
+    }
+    cJSON_Delete(due);
+    if (store_batch_commit(sv->st, &e) != RS_OK) {
+        RS_ERROR("schedule", "commit: %s", rs_error_text(&e));
+        store_batch_rollback(sv->st);
+    }
+}
 
 static const char *const crash_points[] = {"submit_committed", "dispatch_leased", "report_received",
                                            "report_committed", "finalize"};
@@ -204,6 +294,11 @@ static void finalize_one(server *sv, int64_t job_id, int64_t now_ms)
             rc = register_clips(sv, clips, project->valuestring, job_id, now_ms, &fe);
         }
         if (rc == RS_OK) {
+            /* Compliance ledger (ledger/): ingest and alteration events. */
+            rc = api_ledger_job_finalized(sv, project->valuestring, job_id, kind_name->valuestring,
+                                          params, job_result, clips, now_ms, &fe);
+        }
+        if (rc == RS_OK) {
             result_json = job_result != NULL ? cJSON_PrintUnformatted(job_result) : NULL;
             if (result_json == NULL) {
                 result_json = strdup("{}");
@@ -348,6 +443,7 @@ static void on_tick(uv_timer_t *h)
     } else {
         RS_ERROR("server", "lease expiry: %s", rs_error_text(&e));
     }
+    run_schedules(sv);
     finalize_jobs(sv);
 }
 
@@ -400,6 +496,10 @@ rs_err server_create(const rsd_config *cfg, const rsd_crash *crash, server **out
         return rs_error_set(e, RS_ENOMEM, "out of memory");
     }
     sv->cfg = cfg;
+    const char *clock_file = getenv("RUSHES_TEST_CLOCK_FILE");
+    if (clock_file != NULL) {
+        snprintf(sv->clock_file, sizeof sv->clock_file, "%s", clock_file);
+    }
     if (crash != NULL) {
         sv->crash = *crash;
     }

@@ -86,6 +86,13 @@ store *server_store(server *sv);
 const rsd_config *server_config(const server *sv);
 void server_crash_point(server *sv, const char *point);
 
+/*
+ * The clock schedules are evaluated with: the wall clock, or for tests the
+ * milliseconds written in the file named by RUSHES_TEST_CLOCK_FILE (read on
+ * every call; a test-only hook like RUSHES_CRASH_AT).
+ */
+int64_t server_now_ms(server *sv);
+
 /* Creates the loop, opens the store, starts both listeners. */
 rs_err server_create(const rsd_config *cfg, const rsd_crash *crash, server **out, rs_error *e);
 /* Runs until SIGTERM/SIGINT; returns RS_OK after a clean stop. */

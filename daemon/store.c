@@ -10,6 +10,7 @@
  * SAVEPOINT inside a group-commit batch.
  */
 #include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -111,7 +112,7 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_RELEASE] = "RELEASE op",
     [Q_ROLLBACK_TO] = "ROLLBACK TO op",
     [Q_PROJECT_GET] = "SELECT id FROM project WHERE name = ?1",
-    [Q_PROJECT_INSERT] = "INSERT INTO project(name, created_at) VALUES (?1, ?2)",
+    [Q_PROJECT_INSERT] = "INSERT INTO project(name, created_at, tenant) VALUES (?1, ?2, ?3)",
     [Q_JOB_BY_KEY] = "SELECT id FROM job WHERE project_id = ?1 AND idempotency_key = ?2",
     [Q_JOB_STATE] = "SELECT state, tasks_done, tasks_total FROM job WHERE id = ?1",
     [Q_JOB_INSERT] =
@@ -137,7 +138,8 @@ static const char *const sql_text[Q_COUNT] = {
         "ORDER BY a.id",
     [Q_JOB_LIST] = "SELECT j.id FROM job j JOIN project p ON p.id = j.project_id "
                    "WHERE (?1 IS NULL OR j.state = ?1) AND (?2 IS NULL OR p.name = ?2) "
-                   "AND (?3 <= 0 OR j.id < ?3) ORDER BY j.id DESC LIMIT ?4",
+                   "AND (?3 <= 0 OR j.id < ?3) AND (?5 IS NULL OR p.tenant = ?5) "
+                   "ORDER BY j.id DESC LIMIT ?4",
     [Q_JOB_SET_BAD] = "UPDATE job SET state = ?2, error = ?3, finished_at = ?4 WHERE id = ?1",
     [Q_JOB_TASKS_CANCEL] = "UPDATE task SET state = 'cancelled' WHERE job_id = ?1 "
                            "AND state IN ('queued', 'retry_wait')",
@@ -180,18 +182,20 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_CLIP_LIST] = "SELECT c.id, p.name, c.job_id, c.name, c.path, c.hash, c.info, c.created_at "
                     "FROM clip c JOIN project p ON p.id = c.project_id "
                     "WHERE (?1 IS NULL OR p.name = ?1) AND (?2 <= 0 OR c.job_id = ?2) "
-                    "ORDER BY c.id",
+                    "AND (?3 IS NULL OR p.tenant = ?3) ORDER BY c.id",
     [Q_WORKER_UPSERT] =
         "INSERT INTO worker(name, pool, caps, state, created_at, last_seen) "
         "VALUES (?1, ?2, ?3, 'up', ?4, ?4) ON CONFLICT(name) DO UPDATE SET pool = excluded.pool, "
         "caps = excluded.caps, state = 'up', last_seen = excluded.last_seen RETURNING id",
-    [Q_WORKER_LIST] = "SELECT id, name, pool, caps, state, last_seen FROM worker ORDER BY id",
+    [Q_WORKER_LIST] =
+        "SELECT id, name, pool, caps, state, last_seen, drained FROM worker ORDER BY id",
     [Q_WORKER_LIVE] = "SELECT id, task_id FROM attempt WHERE worker_id = ?1 "
                       "AND state IN ('leased', 'running') ORDER BY id",
     [Q_WORKER_SEEN] = "UPDATE worker SET last_seen = ?2, state = 'up' WHERE id = ?1",
     [Q_WORKER_GONE] = "UPDATE worker SET last_seen = ?2, state = 'gone' WHERE id = ?1",
     [Q_READY_NEXT] =
-        "SELECT t.id, t.nprio, t.project_id, t.job_id, t.idx, j.pool, j.min_memory_mb, j.state "
+        "SELECT t.id, t.nprio, t.project_id, t.job_id, t.idx, j.pool, j.min_memory_mb, j.state, "
+        "(SELECT max_running FROM project WHERE id = t.project_id) "
         "FROM task t INDEXED BY task_ready JOIN job j ON j.id = t.job_id "
         "WHERE t.kind = ?1 AND t.state IN ('queued', 'retry_wait') AND t.held = 0 "
         "AND (t.state = 'queued' OR t.next_attempt_at <= ?2) "
@@ -265,6 +269,11 @@ int store_state_parse(const char *name)
         }
     }
     return -1;
+}
+
+sqlite3 *store_sqlite(store *s)
+{
+    return s->db;
 }
 
 int store_schema_version(void)
@@ -761,8 +770,8 @@ static void json_add_json(cJSON *o, const char *name, sqlite3_stmt *st, int col)
     cJSON_AddItemToObject(o, name, json_from_col(st, col));
 }
 
-static rs_err clip_list(store *s, const char *project, int64_t job_id, cJSON **out_array,
-                        rs_error *e);
+static rs_err clip_list(store *s, const char *project, int64_t job_id, const char *tenant,
+                        cJSON **out_array, rs_error *e);
 
 static rs_err attempts_json(store *s, int64_t task_id, cJSON *arr, rs_error *e)
 {
@@ -926,7 +935,7 @@ static rs_err job_json(store *s, int64_t job_id, bool full, cJSON **out, rs_erro
             goto out;
         }
         cJSON *clips = NULL;
-        rc = clip_list(s, NULL, job_id, &clips, e);
+        rc = clip_list(s, NULL, job_id, NULL, &clips, e);
         if (rc != RS_OK) {
             goto out;
         }
@@ -947,6 +956,12 @@ rs_err store_job_get(store *s, int64_t job_id, cJSON **out, rs_error *e)
 rs_err store_job_list(store *s, const char *state, const char *project, int limit,
                       int64_t before_id, cJSON **out_array, rs_error *e)
 {
+    return store_job_list_tenant(s, state, project, NULL, limit, before_id, out_array, e);
+}
+
+rs_err store_job_list_tenant(store *s, const char *state, const char *project, const char *tenant,
+                             int limit, int64_t before_id, cJSON **out_array, rs_error *e)
+{
     if (limit < 1 || limit > 1000) {
         return rs_error_set(e, RS_EINVAL, "limit: must be 1..1000, got %d", limit);
     }
@@ -961,6 +976,7 @@ rs_err store_job_list(store *s, const char *state, const char *project, int limi
     bind_opt_text(st, 2, project);
     sqlite3_bind_int64(st, 3, before_id);
     sqlite3_bind_int(st, 4, limit);
+    bind_opt_text(st, 5, tenant);
     for (;;) {
         bool row;
         rc = q_step(s, st, &row, "job list", e);
@@ -996,7 +1012,8 @@ out:
 
 /* ---- job state changes --------------------------------------------------- */
 
-static rs_err project_id_get(store *s, const char *name, int64_t now_ms, int64_t *id, rs_error *e)
+static rs_err project_id_get(store *s, const char *name, const char *tenant, int64_t now_ms,
+                             int64_t *id, rs_error *e)
 {
     sqlite3_stmt *st = q_get(s, Q_PROJECT_GET, e);
     if (st == NULL) {
@@ -1020,6 +1037,7 @@ static rs_err project_id_get(store *s, const char *name, int64_t now_ms, int64_t
     }
     bind_text(st, 1, name);
     sqlite3_bind_int64(st, 2, now_ms);
+    bind_opt_text(st, 3, tenant);
     rc = q_run(s, st, "insert project", e);
     if (rc != RS_OK) {
         return rc;
@@ -1176,7 +1194,7 @@ rs_err store_job_submit(store *s, const store_job_spec *spec, int64_t now_ms, in
     bool key = spec->idempotency_key != NULL && spec->idempotency_key[0] != '\0';
     sqlite3_stmt *st = NULL;
 
-    rc = project_id_get(s, spec->project, now_ms, &project_id, e);
+    rc = project_id_get(s, spec->project, spec->tenant, now_ms, &project_id, e);
     if (rc != RS_OK) {
         goto out;
     }
@@ -1658,7 +1676,7 @@ rs_err store_clip_register(store *s, const store_clip_spec *spec, int64_t now_ms
         return rc;
     }
     int64_t project_id = 0;
-    rc = project_id_get(s, spec->project, now_ms, &project_id, e);
+    rc = project_id_get(s, spec->project, NULL, now_ms, &project_id, e);
     if (rc != RS_OK) {
         goto out;
     }
@@ -1689,8 +1707,8 @@ out:
     return tx_end(s, rc, e);
 }
 
-static rs_err clip_list(store *s, const char *project, int64_t job_id, cJSON **out_array,
-                        rs_error *e)
+static rs_err clip_list(store *s, const char *project, int64_t job_id, const char *tenant,
+                        cJSON **out_array, rs_error *e)
 {
     sqlite3_stmt *st = q_get(s, Q_CLIP_LIST, e);
     if (st == NULL) {
@@ -1698,6 +1716,7 @@ static rs_err clip_list(store *s, const char *project, int64_t job_id, cJSON **o
     }
     bind_opt_text(st, 1, project);
     sqlite3_bind_int64(st, 2, job_id);
+    bind_opt_text(st, 3, tenant);
     cJSON *arr = cJSON_CreateArray();
     for (;;) {
         bool row;
@@ -1728,7 +1747,13 @@ static rs_err clip_list(store *s, const char *project, int64_t job_id, cJSON **o
 rs_err store_clip_list(store *s, const char *project, int64_t job_id, cJSON **out_array,
                        rs_error *e)
 {
-    return clip_list(s, project, job_id, out_array, e);
+    return clip_list(s, project, job_id, NULL, out_array, e);
+}
+
+rs_err store_clip_list_tenant(store *s, const char *project, int64_t job_id, const char *tenant,
+                              cJSON **out_array, rs_error *e)
+{
+    return clip_list(s, project, job_id, tenant, out_array, e);
 }
 
 /* ---- workers ------------------------------------------------------------ */
@@ -1788,6 +1813,7 @@ rs_err store_worker_list(store *s, int64_t now_ms, cJSON **out_array, rs_error *
         json_add_text(w, "pool", st, 2);
         json_add_text(w, "state", st, 4);
         json_add_time(w, "last_seen_at", st, 5);
+        cJSON_AddBoolToObject(w, "drained", sqlite3_column_int(st, 6) != 0);
         cJSON_AddNumberToObject(w, "heartbeat_age_ms",
                                 (double)(now_ms - sqlite3_column_int64(st, 5)));
         /* The hello's capabilities pass through under the API's names. */
@@ -1866,6 +1892,8 @@ static bool cand_older(const candidate *a, const candidate *b)
     return a->job_id < b->job_id || (a->job_id == b->job_id && a->idx < b->idx);
 }
 
+static rs_err project_active(store *s, int64_t project_id, int64_t *n, rs_error *e);
+
 /*
  * For one kind, appends to c the oldest fitting ready task of every project
  * at the best priority level that fits (not worse than *top if have_top).
@@ -1907,10 +1935,27 @@ static rs_err lease_scan_kind(store *s, const char *kind, const store_worker_fit
         const char *jpool = col_text(st, 5);
         int64_t min_mem = sqlite3_column_int64(st, 6);
         const char *jstate = col_text(st, 7);
+        int64_t max_running = sqlite3_column_int64(st, 8);
         bool fits = (jpool == NULL || jpool[0] == '\0' || strcmp(jpool, wpool) == 0) &&
                     (min_mem <= 0 || (uint64_t)min_mem <= fit->memory_mb) && jstate != NULL &&
                     state_is_active(jstate);
         sqlite3_reset(st);
+        if (max_running > 0) {
+            /* Per-project concurrency limit (0002): a project at its limit
+             * is skipped whole, like a job the worker does not fit. */
+            int64_t active = 0;
+            rc = project_active(s, k.project_id, &active, e);
+            if (rc != RS_OK) {
+                return rc;
+            }
+            if (active >= max_running) {
+                key[0] = k.nprio;
+                key[1] = k.project_id;
+                key[2] = INT64_MAX;
+                key[3] = INT64_MAX;
+                continue;
+            }
+        }
         if (*have_top && k.nprio > *top) {
             return RS_OK; /* lower priority than a candidate already found */
         }
@@ -1995,6 +2040,26 @@ static rs_err lease_choose(store *s, candidate *c, size_t nc, candidate *best, r
     return RS_OK;
 }
 
+static rs_err worker_drained(store *s, int64_t worker_id, bool *drained, rs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    *drained = false;
+    if (sqlite3_prepare_v2(s->db, "SELECT drained FROM worker WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        return db_err(s, e, "worker drained");
+    }
+    sqlite3_bind_int64(st, 1, worker_id);
+    int rv = sqlite3_step(st);
+    if (rv == SQLITE_ROW) {
+        *drained = sqlite3_column_int(st, 0) != 0;
+    }
+    sqlite3_finalize(st);
+    if (rv != SQLITE_ROW && rv != SQLITE_DONE) {
+        return db_err(s, e, "worker drained");
+    }
+    return RS_OK;
+}
+
 rs_err store_task_lease(store *s, int64_t worker_id, const store_worker_fit *fit, int64_t now_ms,
                         int64_t ttl_ms, store_lease *out, bool *found, rs_error *e)
 {
@@ -2010,6 +2075,11 @@ rs_err store_task_lease(store *s, int64_t worker_id, const store_worker_fit *fit
     rc = worker_touch(s, Q_WORKER_SEEN, worker_id, now_ms, e);
     if (rc != RS_OK) {
         goto out;
+    }
+    bool drained = false;
+    rc = worker_drained(s, worker_id, &drained, e);
+    if (rc != RS_OK || drained) {
+        goto out; /* a drained worker keeps what it runs, gets nothing new */
     }
     bool have_top = false;
     int64_t top = 0;
@@ -2581,4 +2651,31 @@ rs_err store_counts(store *s, cJSON **out, rs_error *e)
     }
     *out = o;
     return RS_OK;
+}
+
+/* ---- internals for store_ops.c (store_int.h) ------------------------------ */
+
+sqlite3 *store_int_db(store *s)
+{
+    return s->db;
+}
+
+rs_err store_int_begin(store *s, rs_error *e)
+{
+    return tx_begin(s, e);
+}
+
+rs_err store_int_end(store *s, rs_err rc, rs_error *e)
+{
+    return tx_end(s, rc, e);
+}
+
+rs_err store_int_dberr(store *s, rs_error *e, const char *what)
+{
+    return db_err(s, e, what);
+}
+
+const char *store_int_path(const store *s)
+{
+    return s->path;
 }

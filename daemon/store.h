@@ -65,6 +65,11 @@ rs_err store_batch_begin(store *s, rs_error *e);
 rs_err store_batch_commit(store *s, rs_error *e);
 void store_batch_rollback(store *s);
 
+/* The underlying connection, for modules that keep their own tables in the
+ * same database and transaction (ledger/). Same thread rule as the store. */
+struct sqlite3;
+struct sqlite3 *store_sqlite(store *s);
+
 /* ---- jobs --------------------------------------------------------------- */
 
 typedef struct store_job_spec {
@@ -80,6 +85,7 @@ typedef struct store_job_spec {
     size_t ntasks;
     const char *pool;             /* NULL or "" = any worker */
     uint64_t min_memory_mb;       /* worker device memory needed, 0 = any */
+    const char *tenant;           /* owner of a project this submit creates; NULL = farm-wide */
 } store_job_spec;
 
 /*
@@ -98,6 +104,10 @@ rs_err store_job_get(store *s, int64_t job_id, cJSON **out, rs_error *e);
 /* Summaries, newest first. state/project NULL = any. limit 1..1000. */
 rs_err store_job_list(store *s, const char *state, const char *project, int limit,
                       int64_t before_id, cJSON **out_array, rs_error *e);
+
+/* As store_job_list, only jobs of projects owned by tenant (NULL = any). */
+rs_err store_job_list_tenant(store *s, const char *state, const char *project, const char *tenant,
+                             int limit, int64_t before_id, cJSON **out_array, rs_error *e);
 
 /*
  * Cancel: a queued/running job becomes cancelled; its queued/retry_wait tasks
@@ -150,6 +160,10 @@ rs_err store_clip_register(store *s, const store_clip_spec *spec, int64_t now_ms
                            int64_t *clip_id, rs_error *e);
 rs_err store_clip_list(store *s, const char *project, int64_t job_id, cJSON **out_array,
                        rs_error *e);
+
+/* As store_clip_list, only clips of projects owned by tenant (NULL = any). */
+rs_err store_clip_list_tenant(store *s, const char *project, int64_t job_id, const char *tenant,
+                              cJSON **out_array, rs_error *e);
 
 /* ---- workers and leases -------------------------------------------------- */
 
@@ -238,5 +252,81 @@ rs_err store_leases_expire(store *s, int64_t now_ms, int64_t base_backoff_ms, in
 
 /* Counts by state (jobs and tasks), for /healthz and metrics. */
 rs_err store_counts(store *s, cJSON **out, rs_error *e);
+
+/* ---- operations (0002, store_ops.c): see docs/OPERATIONS.md ------------- */
+
+/* Token roles. "audit" reads (and audits); "submit" reads and submits;
+ * "operate" also cancels, retries, re-prioritises, limits; "admin" all. */
+typedef struct store_token {
+    int64_t id;
+    char tenant[65]; /* "*" = every tenant */
+    char role[16];
+} store_token;
+
+/* hash_hex: 64 hex chars (BLAKE2b-256 of the secret; the secret is never stored). */
+rs_err store_token_create(store *s, const char *tenant, const char *role, const char *name,
+                          const char *hash_hex, int64_t now_ms, int64_t *id, rs_error *e);
+/* A live (not revoked) token by hash; *found false otherwise. Notes its use
+ * (at most once a minute, so reads stay cheap). */
+rs_err store_token_find(store *s, const char *hash_hex, int64_t now_ms, store_token *out,
+                        bool *found, rs_error *e);
+/* Tokens (never hashes), of tenant or all (NULL). */
+rs_err store_token_list(store *s, const char *tenant, cJSON **out_array, rs_error *e);
+/* Revokes at once. RS_ENOENT if none of tenant (NULL = any) has that id. */
+rs_err store_token_revoke(store *s, int64_t id, const char *tenant, int64_t now_ms, rs_error *e);
+
+/* Owner of a project / of a job's project. *exists false if there is none;
+ * tenant "" for a farm-wide project. */
+rs_err store_project_tenant(store *s, const char *project, bool *exists, char tenant[65],
+                            rs_error *e);
+rs_err store_job_tenant(store *s, int64_t job_id, bool *exists, char tenant[65], rs_error *e);
+
+/* Projects visible to tenant (NULL = all): name, tenant, max_running, job counts. */
+rs_err store_project_list(store *s, const char *tenant, cJSON **out_array, rs_error *e);
+/* Sets a project's concurrency limit (0 = none); creates it for tenant if missing. */
+rs_err store_project_set_limit(store *s, const char *project, const char *tenant, int max_running,
+                               int64_t now_ms, rs_error *e);
+
+/* New priority for a queued/running job and its unfinished tasks.
+ * RS_ESTATE if finished, RS_ENOENT if none. */
+rs_err store_job_set_priority(store *s, int64_t job_id, int priority, rs_error *e);
+/* Drains (true) or undrains a worker. RS_ENOENT if none. */
+rs_err store_worker_drain(store *s, int64_t worker_id, bool drained, rs_error *e);
+
+/* Farm figures for /metrics (docs/OPERATIONS.md lists them): an object
+ * {"jobs": {"kind|state": n}, "tasks_dispatched", "attempts_failed",
+ *  "tasks_retried", "lease_expiries", "workers_up", "workers_drained",
+ *  "queue_wait": {"buckets": [..], "counts": [..cumulative..], "sum", "count"},
+ *  "run_time": {...}}. bounds_s: histogram bucket bounds in seconds. */
+rs_err store_metrics(store *s, int64_t now_ms, const double *bounds_s, size_t nbounds,
+                     cJSON **out, rs_error *e);
+
+/* ---- schedules ----------------------------------------------------------- */
+
+typedef struct store_schedule_spec {
+    const char *project;
+    const char *tenant;   /* owner if the project is created; NULL farm-wide */
+    const char *name;
+    const char *cron;     /* validated by the caller */
+    const char *tz;
+    const char *job_json; /* the submit body */
+    int64_t next_at;      /* first firing */
+} store_schedule_spec;
+
+rs_err store_schedule_add(store *s, const store_schedule_spec *spec, int64_t now_ms, int64_t *id,
+                          rs_error *e);
+rs_err store_schedule_list(store *s, const char *tenant, cJSON **out_array, rs_error *e);
+rs_err store_schedule_remove(store *s, int64_t id, const char *tenant, rs_error *e);
+/* Enabled schedules with next_at <= now_ms: [{"id","project","tenant","cron","tz","job",
+ * "next_at"}], at most limit. */
+rs_err store_schedules_due(store *s, int64_t now_ms, int limit, cJSON **out_array, rs_error *e);
+/* Records a firing: next_at moves on; last_job_id = job_id (0 = none). */
+rs_err store_schedule_fired(store *s, int64_t id, int64_t fired_at, int64_t next_at,
+                            int64_t job_id, rs_error *e);
+
+/* Consistent online copy of the database file at path into dest (SQLite's
+ * backup API over a separate read connection, so the loop is not blocked by
+ * a long copy and the copy is one snapshot). dest must not exist. */
+rs_err store_backup_file(const char *path, const char *dest, rs_error *e);
 
 #endif

@@ -317,8 +317,11 @@ static rs_err conv_bww_rt(eng_cmd *cmd, const eng_conv *cv, const eng_tensor *x,
 {
     /* 1x1 over a pixel count that is a multiple of 4: the vec4 GEMM */
     bool v1 = cv->k == 1 && (x->h * x->w) % 4 == 0;
+    /* 8 output channels per invocation where there are 8 (conv_bww_1x1.comp) */
+    int v1m = dy->c >= 8 ? 8 : 4;
+    const char *v1name = v1m == 8 ? "conv_bww_1x1" : "conv_bww_1x1.m4";
     int tc = cv->k == 1 ? 4 : 1;
-    int tm = v1 ? 4 : cv->k == 1 ? 8 : 3;
+    int tm = v1 ? v1m : cv->k == 1 ? 8 : 3;
     int gxn = ceil_div(x->c, tc);
     int gyn = ceil_div(dy->c, tm);
     int wgy = gyn >= 4 ? 4 : gyn >= 2 ? 2 : 1;
@@ -352,7 +355,7 @@ static rs_err conv_bww_rt(eng_cmd *cmd, const eng_conv *cv, const eng_tensor *x,
     }
     vk_buf *bufs[3] = {dy->buf, x->buf, part};
     rc = run(cmd,
-             v1           ? "conv_bww_1x1"
+             v1           ? v1name
              : cv->k == 1 ? "conv_bww_rt.k1"
                           : "conv_bww_rt.k3",
              spec, v1 ? 2 : 3, bufs, 3, 1u << 2, &pc, sizeof pc, (uint32_t)ceil_div(gxn, wgx),

@@ -21,6 +21,8 @@
  */
 #include "probe.h"
 
+#include "magic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -44,8 +46,8 @@
 
 typedef struct probe_head {
     unsigned char buf[PROBE_HEAD_CAP + AVPROBE_PADDING_SIZE];
-    size_t len;       /* bytes read into buf */
-    uint64_t size;    /* file size */
+    size_t len;    /* bytes read into buf */
+    uint64_t size; /* file size */
 } probe_head;
 
 static rs_err read_head(const char *path, probe_head *h, rs_error *e)
@@ -139,8 +141,7 @@ static rs_err probe_png(const char *path, const probe_head *h, cJSON *o, rs_erro
 /* A PNG cut short loses its IEND chunk; checking the last 12 bytes is cheap. */
 static rs_err png_check_tail(const char *path, uint64_t size, rs_error *e)
 {
-    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D',
-                                           0xae, 0x42, 0x60, 0x82};
+    static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
     unsigned char tail[12];
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -165,7 +166,7 @@ static void exr_quiet(exr_const_context_t ctxt, exr_result_t code, const char *m
 
 static const char *exr_compression_name(exr_compression_t c)
 {
-    static const char *const names[] = {"none", "rle",  "zips", "zip",  "piz",
+    static const char *const names[] = {"none",  "rle", "zips", "zip",  "piz",
                                         "pxr24", "b44", "b44a", "dwaa", "dwab"};
     if ((int)c >= 0 && (size_t)c < sizeof names / sizeof names[0]) {
         return names[c];
@@ -175,8 +176,7 @@ static const char *exr_compression_name(exr_compression_t c)
 
 static rs_err probe_exr(const char *path, cJSON *o, rs_error *e)
 {
-    static const char *const storage_names[] = {"scanline", "tiled", "deep_scanline",
-                                                "deep_tiled"};
+    static const char *const storage_names[] = {"scanline", "tiled", "deep_scanline", "deep_tiled"};
     static const char *const pixel_names[] = {"uint", "half", "float"};
     rs_err rc = RS_OK;
     exr_context_t ctxt = NULL;
@@ -240,14 +240,15 @@ static rs_err probe_exr(const char *path, cJSON *o, rs_error *e)
         int nl = ce->name.length < 0 ? 0 : ce->name.length;
         snprintf(name, sizeof name, "%.*s", nl, ce->name.str != NULL ? ce->name.str : "");
         cJSON_AddStringToObject(c, "name", name);
-        cJSON_AddStringToObject(c, "type", (int)ce->pixel_type >= 0 && ce->pixel_type < 3
-                                               ? pixel_names[ce->pixel_type]
-                                               : "unknown");
+        cJSON_AddStringToObject(c, "type",
+                                (int)ce->pixel_type >= 0 && ce->pixel_type < 3
+                                    ? pixel_names[ce->pixel_type]
+                                    : "unknown");
     }
     cJSON_AddStringToObject(o, "compression", exr_compression_name(comp));
-    cJSON_AddStringToObject(o, "storage", (int)storage >= 0 && storage < EXR_STORAGE_LAST_TYPE
-                                              ? storage_names[storage]
-                                              : "unknown");
+    cJSON_AddStringToObject(
+        o, "storage",
+        (int)storage >= 0 && storage < EXR_STORAGE_LAST_TYPE ? storage_names[storage] : "unknown");
 out:
     if (ctxt != NULL) {
         exr_finish(&ctxt);
@@ -299,8 +300,8 @@ static rs_err probe_dpx(const char *path, const probe_head *h, bool big, cJSON *
     uint64_t need = (uint64_t)w * ht * depth / 8;
     if (h->size - data_off < need) {
         return rs_error_set(e, RS_EFORMAT,
-                            "%s: dpx: truncated: %" PRIu64 " bytes of image data, need at least %"
-                            PRIu64,
+                            "%s: dpx: truncated: %" PRIu64
+                            " bytes of image data, need at least %" PRIu64,
                             path, h->size - data_off, need);
     }
     cJSON_AddStringToObject(o, "type", "image");
@@ -402,8 +403,7 @@ static rs_err probe_av(const char *path, probe_head *h, cJSON *o, rs_error *e)
     int r = avformat_open_input(&fc, url, fmt, NULL);
     if (r < 0) {
         fc = NULL;
-        rc = rs_error_set(e, RS_EFORMAT, "%s: %s: cannot open: %s", path, fmt->name,
-                          av_err2str(r));
+        rc = rs_error_set(e, RS_EFORMAT, "%s: %s: cannot open: %s", path, fmt->name, av_err2str(r));
         goto out;
     }
     r = avformat_find_stream_info(fc, NULL);
@@ -450,9 +450,9 @@ static rs_err probe_av(const char *path, probe_head *h, cJSON *o, rs_error *e)
     }
     cJSON_AddStringToObject(o, "type", vs != NULL ? "video" : "audio");
     cJSON_AddStringToObject(o, "format", fc->iformat->name);
-    cJSON_AddStringToObject(o, "container", fc->iformat->long_name != NULL
-                                                ? fc->iformat->long_name
-                                                : fc->iformat->name);
+    cJSON_AddStringToObject(o, "container",
+                            fc->iformat->long_name != NULL ? fc->iformat->long_name
+                                                           : fc->iformat->name);
     cJSON_AddNumberToObject(o, "duration", duration);
     if (vs != NULL) {
         const AVCodecParameters *par = vs->codecpar;
@@ -506,20 +506,18 @@ rs_err media_probe(const char *path, cJSON **out, rs_error *e)
         rc = oom(path, e);
         goto out;
     }
-    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    static const unsigned char exr_sig[4] = {0x76, 0x2f, 0x31, 0x01};
     const unsigned char *b = h->buf;
-    if (h->len >= 8 && memcmp(b, png_sig, 8) == 0) {
+    media_format fmt = media_format_sniff(b, h->len);
+    if (fmt == MEDIA_FORMAT_PNG) {
         rc = probe_png(path, h, o, e);
         if (rc == RS_OK) {
             rc = png_check_tail(path, h->size, e);
         }
-    } else if (h->len >= 4 && memcmp(b, exr_sig, 4) == 0) {
+    } else if (fmt == MEDIA_FORMAT_EXR) {
         rc = probe_exr(path, o, e);
-    } else if (h->len >= 4 && (memcmp(b, "SDPX", 4) == 0 || memcmp(b, "XPDS", 4) == 0)) {
+    } else if (fmt == MEDIA_FORMAT_DPX) {
         rc = probe_dpx(path, h, b[0] == 'S', o, e);
-    } else if (h->len >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0 ||
-                               memcmp(b, "II+\0", 4) == 0 || memcmp(b, "MM\0+", 4) == 0)) {
+    } else if (fmt == MEDIA_FORMAT_TIFF) {
         rc = probe_tiff(path, o, e);
     } else if (h->len == 0) {
         rc = rs_error_set(e, RS_EFORMAT, "%s: not a recognised media file (empty)", path);

@@ -505,8 +505,8 @@ static rs_err walk_device(const cJSON *it, const char *path, proto_device *d, rs
 
 static rs_err walk_hello(const cJSON *root, proto_hello *h, rs_error *e)
 {
-    static const char *const fields[] = {ENVELOPE, "worker_name", "pool",
-                                         "slots",  "devices",     "kinds"};
+    static const char *const fields[] = {ENVELOPE,  "worker_name", "pool",  "slots",
+                                         "devices", "kinds",       "secret"};
     const char *path = "hello";
     rs_err rc = check_fields(root, path, fields, NFIELDS(fields), e);
     if (rc != RS_OK) {
@@ -521,6 +521,13 @@ static rs_err walk_hello(const cJSON *root, proto_hello *h, rs_error *e)
     const cJSON *pool = cJSON_GetObjectItemCaseSensitive(root, "pool");
     if (pool != NULL && !(cJSON_IsString(pool) && pool->valuestring[0] == '\0')) {
         rc = get_str(root, path, "pool", false, STR_NAME, h->pool, sizeof h->pool, e);
+        if (rc != RS_OK) {
+            return rc;
+        }
+    }
+    /* Optional pool secret (rushesd's worker_secret); absent = "". */
+    if (cJSON_GetObjectItemCaseSensitive(root, "secret") != NULL) {
+        rc = get_str(root, path, "secret", false, STR_NAME, h->secret, sizeof h->secret, e);
         if (rc != RS_OK) {
             return rc;
         }
@@ -1197,7 +1204,7 @@ static rs_err check_struct(const proto_msg *m, rs_error *e)
             return rs_error_set(e, RS_EINVAL, "hello: %zu devices / %zu kinds, over the limit",
                                 h->ndevices, h->nkinds);
         }
-        bool ok = TERMINATED(h->worker_name) && TERMINATED(h->pool);
+        bool ok = TERMINATED(h->worker_name) && TERMINATED(h->pool) && TERMINATED(h->secret);
         for (size_t i = 0; i < h->ndevices; i++) {
             ok = ok && TERMINATED(h->devices[i].name) && TERMINATED(h->devices[i].type);
         }
@@ -1251,7 +1258,8 @@ static bool build_request(const proto_msg *m, cJSON *o)
     case PROTO_HELLO: {
         const proto_hello *h = &m->u.hello;
         bool ok = add_str(o, "worker_name", h->worker_name) && add_str(o, "pool", h->pool) &&
-                  add_int(o, "slots", h->slots);
+                  add_int(o, "slots", h->slots) &&
+                  (h->secret[0] == '\0' || add_str(o, "secret", h->secret));
         cJSON *devs = ok ? cJSON_AddArrayToObject(o, "devices") : NULL;
         for (size_t i = 0; devs != NULL && i < h->ndevices; i++) {
             const proto_device *d = &h->devices[i];

@@ -68,6 +68,7 @@ typedef struct proto_hello {
     proto_device devices[PROTO_MAX_DEVICES];
     size_t nkinds;
     char kinds[PROTO_MAX_KINDS][PROTO_MAX_NAME]; /* task kinds it can run */
+    char secret[PROTO_MAX_NAME];         /* pool secret; "" = none (optional field) */
 } proto_hello;
 
 typedef struct proto_lease_req {
@@ -144,7 +145,7 @@ typedef struct proto_report_reply {
 } proto_report_reply;
 
 typedef struct proto_error_reply {
-    char code[32];   /* "bad_request" | "unsupported_version" | "too_big" | "unknown_worker" | "internal" */
+    char code[32];   /* "bad_request" | "unsupported_version" | "too_big" | "unknown_worker" | "forbidden" | "internal" */
     char message[PROTO_MAX_ERROR];
 } proto_error_reply;
 

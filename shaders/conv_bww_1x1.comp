@@ -2,16 +2,27 @@
  * conv_bww_1x1.comp: 1x1 stride-1 weight gradient for CPU devices when the
  * pixel count is a multiple of 4: a plain GEMM dw[o][c] = sum over (n, p)
  * of dy[n][o][p] * x[n][c][p], read as vec4 along pixels. Each invocation
- * owns 4 output x 4 input channels (16 accumulators); per 4 pixels it makes
- * 4 vec4 loads of dy shared by its workgroup row and 4 of x, for 64
- * multiply-adds. K (n, p/4) is split over gl_WorkGroupID.z like the others.
+ * owns TILE_M output x TILE_C input channels (TILE_M * TILE_C vec4
+ * accumulators); per 4 pixels it makes TILE_M + TILE_C vec4 loads for
+ * 4 * TILE_M * TILE_C multiply-adds. K (n, p/4) is split over
+ * gl_WorkGroupID.z like the others.
+ * Tile sizes measured on lavapipe (bench/engine, n4 64->64 64x64, against
+ * the bench's SGEMM): 4x4 0.71x, 4x8 0.82x, 8x4 0.81-0.86x, 8x8 0.34x (64
+ * vec4 accumulators spill). 8x4 is the default build; 4x4 serves layers of
+ * fewer than 8 output channels (the U-Net's head), where 8 would waste rows.
  */
 #version 450
 layout(local_size_x_id = 0, local_size_y_id = 1) in;
 layout(constant_id = 0) const int WGX = 16;
 layout(constant_id = 1) const int WGY = 4;
-const int TM = 4;
-const int TC = 4;
+#ifndef TILE_M
+#define TILE_M 8
+#endif
+#ifndef TILE_C
+#define TILE_C 4
+#endif
+const int TM = TILE_M;
+const int TC = TILE_C;
 
 /* ksplit: vec4 pixel groups per slice */
 layout(push_constant) uniform P {

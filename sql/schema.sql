@@ -7,15 +7,18 @@
 -- triggers, so update both together.
 
 PRAGMA application_id = 1381189700; -- 0x52534844 "RSHD"
-PRAGMA user_version = 1;
+PRAGMA user_version = 3;
 
 CREATE TABLE project (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
     media_roots TEXT NOT NULL DEFAULT '[]',
     signing_key TEXT,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    tenant      TEXT,                         -- 0002: NULL = farm-wide
+    max_running INTEGER NOT NULL DEFAULT 0    -- 0002: 0 = no limit
 );
+CREATE INDEX project_tenant ON project(tenant);
 
 CREATE TABLE worker (
     id         INTEGER PRIMARY KEY,
@@ -24,7 +27,8 @@ CREATE TABLE worker (
     caps       TEXT NOT NULL DEFAULT '{}',
     state      TEXT NOT NULL DEFAULT 'up' CHECK (state IN ('up', 'gone')),
     created_at INTEGER NOT NULL,
-    last_seen  INTEGER NOT NULL
+    last_seen  INTEGER NOT NULL,
+    drained    INTEGER NOT NULL DEFAULT 0     -- 0002
 );
 
 CREATE TABLE job (
@@ -165,4 +169,70 @@ END;
 CREATE TRIGGER ledger_event_no_delete BEFORE DELETE ON ledger_event
 BEGIN
     SELECT RAISE(ABORT, 'ledger_event is append-only');
+END;
+
+-- 0002_ops.sql: tokens (hashed) and schedules; see docs/OPERATIONS.md.
+CREATE TABLE api_token (
+    id           INTEGER PRIMARY KEY,
+    tenant       TEXT NOT NULL,
+    role         TEXT NOT NULL CHECK (role IN ('submit', 'operate', 'audit', 'admin')),
+    name         TEXT NOT NULL DEFAULT '',
+    hash         TEXT NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    revoked_at   INTEGER,
+    last_used_at INTEGER
+);
+
+-- Recurring submits on a 5-field cron expression evaluated in time zone tz.
+-- job holds the submit body (docs/API.md POST /api/v1/jobs). window_ms is
+-- reserved for training windows (a job may run only for window_ms after each
+-- firing); NULL for a plain schedule.
+CREATE TABLE schedule (
+    id          INTEGER PRIMARY KEY,
+    project_id  INTEGER NOT NULL REFERENCES project(id),
+    name        TEXT NOT NULL,
+    cron        TEXT NOT NULL,
+    tz          TEXT NOT NULL DEFAULT 'UTC',
+    job         TEXT NOT NULL,
+    window_ms   INTEGER,
+    enabled     INTEGER NOT NULL DEFAULT 1,
+    next_at     INTEGER NOT NULL,
+    last_at     INTEGER,
+    last_job_id INTEGER REFERENCES job(id),
+    created_at  INTEGER NOT NULL,
+    UNIQUE (project_id, name)
+);
+CREATE INDEX schedule_due ON schedule(next_at) WHERE enabled = 1;
+
+-- 0003_ledger.sql: the consent registry (ledger/).
+--
+-- Events themselves live in ledger_event (0001). Performers are people
+-- (global); a consent belongs to one performer and one project, covers a
+-- JSON array of likeness kinds ("face", "eyes", "voice", "body"), a use and
+-- a territory, may expire (expires_at, ms; NULL = never) and is revoked by
+-- setting revoked_at, never deleted: the ledger events that cite a consent
+-- must stay resolvable.
+CREATE TABLE performer (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE consent (
+    id            INTEGER PRIMARY KEY,
+    performer_id  INTEGER NOT NULL REFERENCES performer(id),
+    project_id    INTEGER NOT NULL REFERENCES project(id),
+    kinds         TEXT NOT NULL DEFAULT '[]',
+    use           TEXT NOT NULL DEFAULT '',
+    territory     TEXT NOT NULL DEFAULT '',
+    expires_at    INTEGER,
+    document_hash TEXT NOT NULL,
+    granted_at    INTEGER NOT NULL,
+    revoked_at    INTEGER,
+    revoke_reason TEXT
+);
+CREATE INDEX consent_performer ON consent(performer_id, project_id);
+CREATE TRIGGER consent_no_delete BEFORE DELETE ON consent
+BEGIN
+    SELECT RAISE(ABORT, 'consent records are kept; revoke instead');
 END;

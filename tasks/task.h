@@ -55,7 +55,19 @@ typedef struct task_kind {
      * {"name","path","hash","info"} objects (may be empty). */
     rs_err (*finalize)(const cJSON *params, const cJSON *results, const task_env *env,
                        cJSON **job_result, cJSON **clips, rs_error *e);
+    /* Compliance (ledger/, docs/COMPLIANCE.md): which likeness a job with
+     * these params alters, as TASK_LIKENESS_* bits; NULL or 0 = none (wire
+     * removal, ingest). A likeness job names the people it touches in
+     * params.performers (array of names) and needs a valid consent for each,
+     * checked at submit and again at dispatch. */
+    unsigned (*likeness)(const cJSON *params);
 } task_kind;
+
+/* Likeness bits (same values as ledger.h's LEDGER_LIKENESS_*). */
+#define TASK_LIKENESS_FACE 1u
+#define TASK_LIKENESS_EYES 2u
+#define TASK_LIKENESS_VOICE 4u
+#define TASK_LIKENESS_BODY 8u
 
 /* NULL if no kind has that name. */
 const task_kind *task_kind_find(const char *name);

@@ -235,6 +235,10 @@ static void send_hello(worker *w)
     proto_hello *h = &m.u.hello;
     snprintf(h->worker_name, sizeof h->worker_name, "%s", w->cfg.name);
     snprintf(h->pool, sizeof h->pool, "%s", w->cfg.pool);
+    /* The farm's pool secret (rushesd worker_secret), from the environment
+     * so it stays out of argv and process listings. */
+    const char *secret = getenv("RUSHES_WORKER_SECRET");
+    snprintf(h->secret, sizeof h->secret, "%s", secret != NULL ? secret : "");
     h->slots = w->cfg.slots;
     h->ndevices = w->ndevices;
     memcpy(h->devices, w->devices, sizeof h->devices[0] * w->ndevices);

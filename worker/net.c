@@ -13,6 +13,7 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
 
 #include "log.h"
@@ -148,6 +149,54 @@ static void on_async(uv_async_t *a)
     }
 }
 
+/*
+ * Dials url. For tls+tcp:// the daemon's certificate must verify against
+ * the CA file named by RUSHES_WORKER_CA_FILE (required for TLS: a worker
+ * never talks TLS without checking whom to).
+ */
+static rs_err net_dial(nng_socket sock, const char *url, rs_error *e)
+{
+    nng_dialer d;
+    nng_tls_config *tls = NULL;
+    int rv = nng_dialer_create(&d, sock, url);
+    if (rv != 0) {
+        return rs_error_set(e, RS_ENET, "--server %s: %s", url, nng_strerror(rv));
+    }
+    if (strncmp(url, "tls+", 4) == 0) {
+        const char *ca = getenv("RUSHES_WORKER_CA_FILE");
+        if (ca == NULL || ca[0] == '\0') {
+            nng_dialer_close(d);
+            return rs_error_set(e, RS_EINVAL,
+                                "--server %s: set RUSHES_WORKER_CA_FILE to the CA "
+                                "that signed rushesd's certificate",
+                                url);
+        }
+        rv = nng_tls_config_alloc(&tls, NNG_TLS_MODE_CLIENT);
+        if (rv == 0) {
+            rv = nng_tls_config_ca_file(tls, ca);
+        }
+        if (rv == 0) {
+            rv = nng_tls_config_auth_mode(tls, NNG_TLS_AUTH_MODE_REQUIRED);
+        }
+        if (rv == 0) {
+            rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, tls);
+        }
+        if (tls != NULL) {
+            nng_tls_config_free(tls);
+        }
+        if (rv != 0) {
+            nng_dialer_close(d);
+            return rs_error_set(e, RS_ENET, "--server %s: TLS with CA %s: %s", url, ca,
+                                nng_strerror(rv));
+        }
+    }
+    rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    if (rv != 0) {
+        return rs_error_set(e, RS_ENET, "--server %s: %s", url, nng_strerror(rv));
+    }
+    return RS_OK;
+}
+
 rs_err net_create(uv_loop_t *loop, const char *url, net **out, rs_error *e)
 {
     rs_err rc = RS_OK;
@@ -178,9 +227,8 @@ rs_err net_create(uv_loop_t *loop, const char *url, net **out, rs_error *e)
     nng_socket_set_ms(n->sock, NNG_OPT_RECONNMINT, 100);
     nng_socket_set_ms(n->sock, NNG_OPT_RECONNMAXT, 2000);
     nng_socket_set_size(n->sock, NNG_OPT_RECVMAXSZ, PROTO_MAX_MSG + 1024);
-    rv = nng_dial(n->sock, url, NULL, NNG_FLAG_NONBLOCK);
-    if (rv != 0) {
-        rc = rs_error_set(e, RS_ENET, "--server %s: %s", url, nng_strerror(rv));
+    rc = net_dial(n->sock, url, e);
+    if (rc != RS_OK) {
         goto out;
     }
     if (uv_async_init(loop, &n->async, on_async) != 0) {

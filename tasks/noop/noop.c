@@ -4,7 +4,11 @@
  * so benchmarks measure the queue rather than a task.
  *
  * params: {"tasks":N (1..10000, default 1), "sleep_ms":0..3600000,
- *          "exit_code":0..255, "signal":0..64}
+ *          "exit_code":0..255, "signal":0..64,
+ *          "likeness":["face"|"eyes"|"voice"|"body",...], "performers":[names]}
+ * likeness makes a noop job count as one that alters those likenesses, so
+ * the consent gate (ledger/) can be exercised end to end before a real
+ * likeness kind exists; performers is checked by the gate, not here.
  * A task sleeps sleep_ms in 10 steps with progress, then exits with
  * exit_code, or kills itself with signal (to show that a crashing task is
  * reported and does not take its worker down).
@@ -42,7 +46,8 @@ static rs_err get_int(const cJSON *params, const char *field, int lo, int hi, in
 
 static rs_err parse(const cJSON *params, bool planning, noop_params *p, rs_error *e)
 {
-    static const char *const allowed[] = {"tasks", "sleep_ms", "exit_code", "signal", "index"};
+    static const char *const allowed[] = {"tasks",    "sleep_ms",   "exit_code", "signal",
+                                          "likeness", "performers", "index"};
     memset(p, 0, sizeof *p);
     p->tasks = 1;
     if (!cJSON_IsObject(params)) {
@@ -53,13 +58,30 @@ static rs_err parse(const cJSON *params, bool planning, noop_params *p, rs_error
     {
         bool ok = false;
         for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
-            if (strcmp(it->string, allowed[i]) == 0 && (i < 4 || !planning)) {
+            if (strcmp(it->string, allowed[i]) == 0 &&
+                (strcmp(allowed[i], "index") != 0 || !planning)) {
                 ok = true;
             }
         }
         if (!ok) {
             return rs_error_set(e, RS_EINVAL, "params.%s: unknown field for kind noop",
                                 it->string);
+        }
+    }
+    const cJSON *lk = cJSON_GetObjectItemCaseSensitive(params, "likeness");
+    if (lk != NULL && !cJSON_IsArray(lk)) {
+        return rs_error_set(e, RS_EINVAL, "params.likeness: must be an array of face, eyes, "
+                                          "voice, body");
+    }
+    const cJSON *k = NULL;
+    cJSON_ArrayForEach(k, lk)
+    {
+        if (!cJSON_IsString(k) || (strcmp(k->valuestring, "face") != 0 &&
+                                   strcmp(k->valuestring, "eyes") != 0 &&
+                                   strcmp(k->valuestring, "voice") != 0 &&
+                                   strcmp(k->valuestring, "body") != 0)) {
+            return rs_error_set(e, RS_EINVAL, "params.likeness: must be an array of face, eyes, "
+                                              "voice, body");
         }
     }
     rs_err rc = get_int(params, "tasks", 1, 10000, &p->tasks, e);
@@ -161,9 +183,26 @@ static rs_err noop_finalize(const cJSON *params, const cJSON *results, const tas
     return RS_OK;
 }
 
+static unsigned noop_likeness(const cJSON *params)
+{
+    static const char *const names[] = {"face", "eyes", "voice", "body"};
+    unsigned bits = 0;
+    const cJSON *k = NULL;
+    cJSON_ArrayForEach(k, cJSON_GetObjectItemCaseSensitive(params, "likeness"))
+    {
+        for (unsigned i = 0; i < 4; i++) {
+            if (cJSON_IsString(k) && strcmp(k->valuestring, names[i]) == 0) {
+                bits |= 1u << i;
+            }
+        }
+    }
+    return bits;
+}
+
 const task_kind task_kind_noop = {
     .name = "noop",
     .plan = noop_plan,
     .run = noop_run,
     .finalize = noop_finalize,
+    .likeness = noop_likeness,
 };

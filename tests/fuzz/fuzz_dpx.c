@@ -1,6 +1,6 @@
 /*
  * fuzz_dpx.c: the DPX reader (media/dpx.c) on arbitrary bytes from memory.
- * The decoded frame is capped at 64 MiB so a header that claims a huge
+ * The decoded frame is capped at 16 MiB so a header that claims a huge
  * image is refused, not allocated. Any result is fine; a crash, leak or
  * sanitizer report is the bug. Seeds: tests/fuzz/corpus/dpx/.
  */
@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     media_frame *f = NULL;
     rs_error e;
     rs_error_clear(&e);
-    rs_err rc = media_dpx_decode("fuzz.dpx", data, size, 64u << 20, &f, &e);
+    rs_err rc = media_dpx_decode("fuzz.dpx", data, size, 16u << 20, &f, &e);
     if (rc == RS_OK) {
         /* the frame must be as big as it says: touch its last byte */
         volatile uint8_t last = f->data[media_frame_bytes(f) - 1];

@@ -70,12 +70,34 @@ farm_wait_line() {
   farm_fail "timed out waiting for '$2' in $1"
 }
 
+# farm_token: auth is on (rushesd's default), so the farm gets a farm-wide
+# admin token once (rushesd --create-admin-token writes it into the
+# database). It is exported as RUSHES_TOKEN (the CLI and bench/http_load read
+# it), sent by api(), and put in $FARM/.curlrc with CURL_HOME=$FARM so any
+# plain curl in a farm script carries it. FARM_AUTH=0 runs the daemon with
+# --no-auth instead.
+farm_token() {
+  [ "${FARM_AUTH:-1}" = 1 ] || return 0
+  [ -n "${FARM_TOKEN:-}" ] && [ -f "$FARM/data/rushes.db" ] && return 0
+  FARM_TOKEN=$("$RUSHESD" --data-dir "$FARM/data" --create-admin-token farm 2>>"$FARM/logs/token.log") ||
+    farm_fail "rushesd --create-admin-token failed: $(cat "$FARM/logs/token.log")"
+  export RUSHES_TOKEN=$FARM_TOKEN
+  printf 'header = "Authorization: Bearer %s"\n' "$FARM_TOKEN" >"$FARM/.curlrc"
+  export CURL_HOME=$FARM
+}
+
 # farm_start_daemon [extra flags...]; sets DAEMON_PID. Env passes through
 # (RUSHES_CRASH_AT for crash tests).
 farm_start_daemon() {
   local log="$FARM/logs/rushesd.$(date +%s%N).log"
+  local auth=()
+  if [ "${FARM_AUTH:-1}" = 1 ]; then
+    farm_token
+  else
+    auth=(--no-auth)
+  fi
   "$RUSHESD" --data-dir "$FARM/data" --media-root "$FARM/media" \
-    --api-listen "$API" --worker-listen "$WRK" "$@" >"$log" 2>&1 &
+    --api-listen "$API" --worker-listen "$WRK" "${auth[@]}" "$@" >"$log" 2>&1 &
   DAEMON_PID=$!
   FARM_PIDS+=("$DAEMON_PID")
   DAEMON_LOG=$log

@@ -126,7 +126,8 @@ Test(engine_conv, k1)
 {
     conv_case(3, 3, 7, 5, 13, 1, 1, 0);
     conv_case(1, 13, 7, 5, 3, 1, 2, 0);
-    conv_case(1, 3, 5, 12, 13, 1, 1, 0); /* vec4-load build */
+    conv_case(1, 3, 5, 12, 13, 1, 1, 0); /* vec4-load build; 8-channel weight-gradient tile */
+    conv_case(2, 13, 4, 6, 3, 1, 1, 0);  /* 4-channel weight-gradient tile (fewer than 8 out) */
 }
 
 /* several tiles along every GEMM axis for both variants, and a batch x

@@ -5,7 +5,8 @@
  * every variant; bit-identical weights after N steps from the same seed;
  * a small configuration overfitting a fixed batch; tiled inference with
  * feathered overlaps against whole-image inference; checkpoint save ->
- * load -> continue against uninterrupted training; bad shapes refused.
+ * load -> continue against uninterrupted training; a checkpoint read by an
+ * outside json + numpy reader to the same values; bad shapes refused.
  */
 #include <string.h>
 #include <unistd.h>
@@ -414,4 +415,145 @@ Test(engine_unet, save_load_continue_equals_uninterrupted)
     unlink(path);
     unet_destroy(a);
     unet_destroy(b);
+}
+
+/* The tensor of u a checkpoint entry names: a parameter, or one of its Adam
+ * moments ("<name>.adam_m" / "<name>.adam_v"); NULL if none. */
+static eng_tensor *ckpt_tensor(unet *u, const char *name)
+{
+    for (int p = 0; p < unet_param_count(u); p++) {
+        const char *pn = unet_param_name(u, p);
+        size_t l = strlen(pn);
+        if (strcmp(name, pn) == 0) {
+            return unet_param(u, p);
+        }
+        if (strncmp(name, pn, l) == 0 && strcmp(name + l, ".adam_m") == 0) {
+            return unet_param_moment(u, p, 0);
+        }
+        if (strncmp(name, pn, l) == 0 && strcmp(name + l, ".adam_v") == 0) {
+            return unet_param_moment(u, p, 1);
+        }
+    }
+    return NULL;
+}
+
+/* A checkpoint written by unet_save read by scripts/safetensors_read.py
+ * (json + numpy only): every parameter and moment present once, with
+ * PyTorch's shape, F32, and every value equal to the device's bit for bit
+ * (the reader prints the float64 widening exactly); the step count in the
+ * metadata. */
+Test(engine_unet, checkpoint_reads_in_python_to_the_same_values, .timeout = 120)
+{
+    if (system("/usr/bin/python3 -c 'import json, numpy' >/dev/null 2>&1") != 0) {
+        cr_skip_test("/usr/bin/python3 has no numpy (scripts/setup installs python3-numpy)");
+    }
+    unet_cfg cfg = {.depth = 2,
+                    .base = 4,
+                    .in_c = 3,
+                    .out_c = 2,
+                    .norm_groups = 2,
+                    .act = ENG_ACT_LEAKY,
+                    .slope = 0.1f,
+                    .up = ENG_UP_NEAREST,
+                    .loss = ENG_LOSS_MSE,
+                    .seed = 5};
+    eng_adam opt = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    unet *u = NULL;
+    rs_error e = {0};
+    cr_assert_eq(unet_create(T_ctx, &cfg, 1, 8, 8, VK_VARIANT_AUTO, &u, &e), RS_OK, "%s",
+                 rs_error_text(&e));
+    for (int s = 0; s < 2; s++) {
+        fill_batch(u, 500 + (uint64_t)s);
+        T_OK(unet_train_step(u, &opt, NULL, &TE));
+    }
+    char path[64];
+    char outp[64];
+    snprintf(path, sizeof path, "/tmp/rs_engine_py.%d.safetensors", (int)getpid());
+    snprintf(outp, sizeof outp, "/tmp/rs_engine_py.%d.txt", (int)getpid());
+    T_OK(unet_save(u, path, NULL, true, &TE));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/scripts/safetensors_read.py --values %s > %s",
+             RS_SOURCE_DIR, path, outp);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    FILE *f = fopen(outp, "r");
+    cr_assert_not_null(f);
+    int np = unet_param_count(u);
+    int *seen = calloc((size_t)np * 3, sizeof *seen);
+    cr_assert_not_null(seen);
+    char *line = NULL;
+    size_t cap = 0;
+    eng_tensor *cur = NULL;
+    char curname[128] = "";
+    int steps_seen = 0;
+    size_t values_checked = 0;
+    while (getline(&line, &cap, f) > 0) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "meta\t" ST_META_STEPS "\t", strlen("meta\t" ST_META_STEPS "\t")) == 0) {
+            cr_assert(strcmp(strrchr(line, '\t') + 1, "2") == 0, "%s", line);
+            steps_seen = 1;
+        } else if (strncmp(line, "tensor\t", 7) == 0) {
+            char *name = line + 7;
+            char *tab = strchr(name, '\t');
+            cr_assert_not_null(tab);
+            *tab = '\0';
+            snprintf(curname, sizeof curname, "%s", name);
+            cur = ckpt_tensor(u, name);
+            cr_assert_not_null(cur, "python saw unknown tensor %s", name);
+            for (int p = 0; p < np; p++) {
+                for (int k = 0; k < 3; k++) {
+                    eng_tensor *t = k == 0 ? unet_param(u, p) : unet_param_moment(u, p, k - 1);
+                    if (t == cur) {
+                        cr_assert_eq(seen[p * 3 + k], 0, "%s twice", name);
+                        seen[p * 3 + k] = 1;
+                    }
+                }
+            }
+            char *dtype = tab + 1;
+            tab = strchr(dtype, '\t');
+            *tab = '\0';
+            cr_assert_str_eq(dtype, "F32", "%s", name);
+            char *shape = tab + 1;
+            tab = strchr(shape, '\t');
+            *tab = '\0';
+            char want[64];
+            if (cur->h > 1 || cur->n > 1) {
+                snprintf(want, sizeof want, "%d,%d,%d,%d", cur->n, cur->c, cur->h, cur->w);
+            } else {
+                snprintf(want, sizeof want, "%d", cur->c);
+            }
+            cr_assert_str_eq(shape, want, "%s shape", name);
+        } else if (strncmp(line, "values\t", 7) == 0) {
+            cr_assert_not_null(cur);
+            size_t n = eng_tensor_count(cur);
+            float *dev = malloc(n * sizeof *dev);
+            cr_assert_not_null(dev);
+            T_OK(eng_tensor_read(cur, dev, &TE));
+            char *p = line + 7;
+            for (size_t i = 0; i < n; i++) {
+                char *end = NULL;
+                double v = strtod(p, &end);
+                cr_assert(end != p, "%s: %zu values of %zu", curname, i, n);
+                cr_assert(memcmp(&(float){(float)v}, &dev[i], sizeof(float)) == 0,
+                          "%s[%zu]: python %.9g, device %.9g", curname, i, v, (double)dev[i]);
+                p = end;
+            }
+            values_checked += n;
+            free(dev);
+            cur = NULL;
+        }
+    }
+    free(line);
+    fclose(f);
+    for (int p = 0; p < np; p++) {
+        for (int k = 0; k < 3; k++) {
+            cr_assert(seen[p * 3 + k], "%s (%d) missing from what python read",
+                      unet_param_name(u, p), k);
+        }
+    }
+    cr_assert(steps_seen, "no step count in the metadata");
+    cr_assert_eq(values_checked, 3 * unet_param_floats(u));
+    free(seen);
+    unlink(path);
+    unlink(outp);
+    unet_destroy(u);
 }

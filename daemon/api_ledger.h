@@ -1,0 +1,49 @@
+/*
+ * api_ledger.h: the compliance ledger inside rushesd (docs/COMPLIANCE.md).
+ *
+ * REST routes under /api/v1/ledger (an api_ext_route, api_ext.h): events,
+ * the signed JSON lines export, the project's public key, masks by hash,
+ * the consent registry (list, add, revoke) and the record of an audit.
+ * And the consent gate the daemon runs twice per likeness job: at submit
+ * (api.c refuses the job, naming the performer) and at dispatch
+ * (dispatch.c: a revocation in between blocks the job before it runs).
+ * All run on the loop thread, inside the batch.
+ */
+#ifndef RSD_API_LEDGER_H
+#define RSD_API_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api_ext.h"
+#include "err.h"
+#include "server.h"
+
+extern const api_ext_route api_ledger_route;
+
+/* RS_OK, or RS_EPERM / RS_EINVAL naming the performer or field, for a job
+ * of kind with params_json in project. */
+rs_err api_ledger_submit_gate(server *sv, const char *project, const char *kind,
+                              const char *params_json, int64_t now_ms, rs_error *e);
+
+/* Re-checks the job of a task just leased. If its consent no longer holds,
+ * cancels the job (its attempts included), records why in the job's error,
+ * and returns true: the caller hands the worker no task. */
+bool api_ledger_lease_blocked(server *sv, int64_t job_id, int64_t now_ms);
+
+/*
+ * Finalise hook (server.c, once per job, in the batch that completes it):
+ * records what the job did. An ingest job appends an "ingest" event (root,
+ * counts, the MHL's path and SHA-256, every clip's hash). A job whose
+ * result lists "alterations": [{"frame","source","output"[,"model"]}]
+ * (how an altering kind hands its frames to the ledger) gets each recorded
+ * through ledger_record_alteration, with the consents its likeness gate
+ * used; a failure (an output that cannot be read, consent revoked while the
+ * job ran) is returned, and the job fails rather than deliver unrecorded
+ * alterations.
+ */
+rs_err api_ledger_job_finalized(server *sv, const char *project, int64_t job_id, const char *kind,
+                                const cJSON *params, const cJSON *job_result, const cJSON *clips,
+                                int64_t now_ms, rs_error *e);
+
+#endif

@@ -1,0 +1,7 @@
+# ledger integration: rushesd + a worker + the CLI: consent gate at submit
+# and dispatch, export/verify offline and tampered, `rushes audit` of frames
+# recorded by ledger_record (a stand-in for the removal kind).
+add_executable(ledger_record ${CMAKE_CURRENT_LIST_DIR}/ledger_record.c)
+target_link_libraries(ledger_record PRIVATE rs_ledger rs_store)
+rs_script_test(ledger_integration LABELS "ledger;integration"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ledger_farm_test.sh TIMEOUT 300)
