@@ -12,7 +12,7 @@
  *      re-executed with --rss) so the figure is that of the inference alone,
  *      not of the kernels measured before it; wait4 returns the child's peak.
  * PyTorch-CPU figures for the same networks come from bench/engine_torch.py.
- * Usage: engine_bench [--variant reg|smem] [--full] [--kernels] [--rss big|demo]
+ * Usage: engine_bench [--variant reg|smem|f16] [--full] [--kernels] [--rss big|demo]
  *   --full     (b) at 256x256 (about a minute a step on lavapipe), else 128x128,
  *              and (d) with the (b) network instead of the (c) one
  *   --kernels  (a) only
@@ -262,7 +262,8 @@ static int rss_run(vk_variant v, const unet_cfg *cfg, const char *label)
     double gib = (double)ru.ru_maxrss / (1024.0 * 1024.0);
     printf("(d) tiled inference, %s net, %dx%d frame, %d^2 tiles overlap %d: %.1f s, "
            "peak RSS %.3f GiB = %.2fx the 2 GiB target (%s)\n",
-           label, RSS_W, RSS_H, RSS_TILE, RSS_OVERLAP, dt, gib, (double)ru.ru_maxrss / RSS_TARGET_KIB,
+           label, RSS_W, RSS_H, RSS_TILE, RSS_OVERLAP, dt, gib,
+           (double)ru.ru_maxrss / RSS_TARGET_KIB,
            (double)ru.ru_maxrss <= RSS_TARGET_KIB ? "holds" : "MISSED");
     rc = 0;
 out:
@@ -284,7 +285,7 @@ static int rss_child(vk_variant v, const char *net)
         return 1;
     }
     if (pid == 0) {
-        const char *var = v == VK_VARIANT_SMEM ? "smem" : "reg";
+        const char *var = v == VK_VARIANT_SMEM ? "smem" : v == VK_VARIANT_F16 ? "f16" : "reg";
         execl("/proc/self/exe", "engine_bench", "--variant", var, "--rss", net, (char *)NULL);
         perror("engine_bench: exec /proc/self/exe");
         _exit(127);
@@ -307,7 +308,9 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
             i++;
-            v = strcmp(argv[i], "smem") == 0 ? VK_VARIANT_SMEM : VK_VARIANT_REG;
+            v = strcmp(argv[i], "smem") == 0  ? VK_VARIANT_SMEM
+                : strcmp(argv[i], "f16") == 0 ? VK_VARIANT_F16
+                                              : VK_VARIANT_REG;
         } else if (strcmp(argv[i], "--full") == 0) {
             full = 1;
         } else if (strcmp(argv[i], "--kernels") == 0) {
@@ -316,7 +319,7 @@ int main(int argc, char **argv)
                    (strcmp(argv[i + 1], "big") == 0 || strcmp(argv[i + 1], "demo") == 0)) {
             rss_net = argv[++i];
         } else {
-            fprintf(stderr, "usage: engine_bench [--variant reg|smem] [--full] [--kernels] "
+            fprintf(stderr, "usage: engine_bench [--variant reg|smem|f16] [--full] [--kernels] "
                             "[--rss big|demo]\n");
             return 2;
         }
@@ -352,7 +355,10 @@ int main(int argc, char **argv)
     }
     const vk_caps *caps = vk_ctx_caps(ctx);
     v = caps->variant;
-    printf("device: %s, variant %s\n", caps->name, v == VK_VARIANT_SMEM ? "smem" : "reg");
+    printf("device: %s, variant %s\n", caps->name,
+           v == VK_VARIANT_SMEM  ? "smem"
+           : v == VK_VARIANT_F16 ? "f16"
+                                 : "reg");
     double peak = sgemm_peak(ctx, &e);
     if (peak <= 0) {
         return fail("sgemm", &e);

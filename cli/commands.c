@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cli_eval.h"
 #include "cli_ledger.h"
+#include "cli_models.h"
 #include "cli_ops.h"
 #include "cli_probe.h"
 #include "clock.h"
@@ -271,6 +273,9 @@ static int submit_kind(cli_ctx *c, const cli_args *a, const char *kind, const ch
 
 static int cmd_submit(cli_ctx *c, const cli_args *a)
 {
+    if (strcmp(a->pos[0], "removal") == 0) {
+        return cli_removal_submit(c, a); /* two jobs: train, then infer (cli/models.c) */
+    }
     return submit_kind(c, a, a->pos[0], "submit", NULL);
 }
 
@@ -946,7 +951,9 @@ static const command commands[] = {
     {"submit", cli_submit_opts, cmd_submit, 1, 1,
      "submit KIND --project P [--param key=value ...] [--params JSON | --params-file FILE]\n"
      "         [--priority N] [--depends-on ID[,ID]] [--max-attempts N] [--pool NAME]\n"
-     "         [--min-memory-mb N] [--idempotency-key K] [--wait]"},
+     "         [--min-memory-mb N] [--idempotency-key K] [--wait]\n"
+     "         submit removal --project P --param frames=F --param masks=M --param output=O\n"
+     "         [--param steps=N] [--param from=MODEL]  (a train job + an infer job)"},
     {"ingest", cli_submit_opts, cmd_ingest, 1, 1, "ingest PATH --project P [submit options]"},
     {"ls", ls_opts, cmd_ls, 0, 0, "ls [--state S] [--project P] [--limit N]"},
     {"show", NULL, cmd_show, 1, 1, "show ID"},
@@ -956,8 +963,12 @@ static const command commands[] = {
     {"retry", NULL, cmd_retry, 1, 1, "retry ID"},
     {"workers", NULL, cmd_workers, 0, 0, "workers"},
     {"clips", clips_opts, cmd_clips, 0, 0, "clips [--project P] [--job ID]"},
+    {"models", cli_models_opts, cli_cmd_models, 0, 1, "models [ID] [--project P]"},
     {"mhl", mhl_opts, cmd_mhl, 1, 2, "mhl verify MHL_FILE --root DIR"},
     {"probe", NULL, cli_cmd_probe, 1, -1, "probe FILE|PATTERN ... (local; shot.%04d.exr, shot.####.dpx)"},
+    {"eval", cli_eval_opts, cli_cmd_eval, 1, 1,
+     "eval removal --frames DIR (--masks DIR --truth DIR | --synth-wires SEED) [--range N]\n"
+     "         [--max-frames N] [--threads N] [--no-baselines] [--out DIR] (local)"},
     {"priority", NULL, cli_cmd_priority, 2, 2, "priority ID N   (job priority, -100..100)"},
     {"drain", NULL, cli_cmd_drain, 1, 1, "drain WORKER_ID"},
     {"undrain", NULL, cli_cmd_undrain, 1, 1, "undrain WORKER_ID"},

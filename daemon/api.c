@@ -38,6 +38,7 @@
 
 #include "api_ext.h"
 #include "api_ledger.h"
+#include "api_model.h"
 #include "auth.h"
 #include "clock.h"
 #include "fs.h"
@@ -61,6 +62,7 @@
 static const api_ext_route *const ext_routes[] = {
     &api_ops_tokens, &api_ops_projects, &api_ops_workers,  &api_ops_schedules,
     &api_ops_admin,  &api_ops_whoami,   &api_ledger_route,
+    &api_model_route,
 };
 
 struct api {

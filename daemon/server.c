@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "api_ledger.h"
+#include "api_model.h"
 #include "clock.h"
 #include "cron.h"
 #include "fs.h"
@@ -292,6 +293,11 @@ static void finalize_one(server *sv, int64_t job_id, int64_t now_ms)
         rc = kind->finalize(params, results, &env, &job_result, &clips, &fe);
         if (rc == RS_OK && clips != NULL) {
             rc = register_clips(sv, clips, project->valuestring, job_id, now_ms, &fe);
+        }
+        if (rc == RS_OK) {
+            /* Model registry: a training job's model gets its row (api_model.c). */
+            rc = api_model_job_finalized(sv, project->valuestring, job_id, job_result, now_ms,
+                                         &fe);
         }
         if (rc == RS_OK) {
             /* Compliance ledger (ledger/): ingest and alteration events. */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCRATCH_MAX 64
+#define SCRATCH_MAX 512 /* the F16 variant takes two per convolution */
 #define ELEM_WG 256
 #define ELEM_MAX_GROUPS 4096
 #define RED_WG 64
@@ -72,6 +72,11 @@ rs_err eng_cmd_create(vk_ctx *ctx, vk_variant variant, eng_cmd **out, rs_error *
     if (variant == VK_VARIANT_SMEM && !caps->subgroup_arith) {
         return rs_error_set(e, RS_EINVAL,
                             "variant smem: %s lacks subgroup arithmetic or it was not built",
+                            caps->name);
+    }
+    if (variant == VK_VARIANT_F16 && !caps->fp16_storage) {
+        return rs_error_set(e, RS_EINVAL,
+                            "variant f16: %s lacks 16-bit storage buffers or it was not built",
                             caps->name);
     }
     eng_cmd *cmd = calloc(1, sizeof *cmd);
@@ -150,7 +155,8 @@ rs_err eng_zero(eng_cmd *cmd, eng_tensor *t, rs_error *e)
     return vk_seq_fill(cmd->seq, t->buf, 0, e);
 }
 
-/* Variant-specific kernel name: "<base>.reg" or "<base>.smem". */
+/* Variant-specific kernel name: "<base>.reg" or "<base>.smem" (F16 runs
+ * the REG kernels of everything but convolutions). */
 static const char *vname(const eng_cmd *cmd, const char *base, char *buf, size_t n)
 {
     snprintf(buf, n, "%s.%s", base, cmd->variant == VK_VARIANT_SMEM ? "smem" : "reg");
@@ -245,6 +251,39 @@ static reg_tile reg_tile_for(int m, int ncol)
     return t;
 }
 
+/* F16 variant: records t's conversion to fp16 into a scratch buffer (*out).
+ * In a network stored in fp16 throughout, producers would write fp16
+ * directly; here the engine's tensors stay fp32 and each convolution
+ * converts its two operands, so the GEMM reads half the bytes. */
+static rs_err to_f16(eng_cmd *cmd, const eng_tensor *t, vk_buf **out, rs_error *e)
+{
+    size_t len = eng_tensor_count(t);
+    rs_err rc = scratch(cmd, (len * 2 + 3) & ~(size_t)3, out, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    int32_t pc = (int32_t)len;
+    vk_buf *bufs[2] = {t->buf, *out};
+    return run(cmd, "to_f16", NULL, 0, bufs, 2, 1u << 1, &pc, sizeof pc, elem_groups(len), 1, 1, e);
+}
+
+/* Both GEMM operands of a convolution as the variant reads them: the
+ * tensors' own buffers, or fp16 copies for F16. */
+static rs_err conv_operands(eng_cmd *cmd, const eng_tensor *a, const eng_tensor *b, vk_buf **oa,
+                            vk_buf **ob, rs_error *e)
+{
+    if (cmd->variant != VK_VARIANT_F16) {
+        *oa = a->buf;
+        *ob = b->buf;
+        return RS_OK;
+    }
+    rs_err rc = to_f16(cmd, a, oa, e);
+    if (rc == RS_OK) {
+        rc = to_f16(cmd, b, ob, e);
+    }
+    return rc;
+}
+
 /* Dispatches one conv GEMM (mode 0/1/2) for the command's variant. */
 static rs_err conv_gemm(eng_cmd *cmd, int mode, const eng_conv *cv, conv_push *pc, int m, int ncol,
                         int nsplit, vk_buf *const *bufs, uint32_t nbufs, uint32_t wmask,
@@ -253,6 +292,9 @@ static rs_err conv_gemm(eng_cmd *cmd, int mode, const eng_conv *cv, conv_push *p
     static const char *const base[3] = {"conv_fwd", "conv_bwd_data", "conv_bwd_weight"};
     char name[64];
     vname(cmd, base[mode], name, sizeof name);
+    if (cmd->variant == VK_VARIANT_F16) {
+        snprintf(name, sizeof name, "%s.f16", base[mode]);
+    }
     if (cmd->variant == VK_VARIANT_SMEM) {
         int32_t spec[3] = {cv->k, cv->stride, cv->pad};
         return run(cmd, name, spec, 3, bufs, nbufs, wmask, pc, sizeof *pc,
@@ -384,8 +426,14 @@ rs_err eng_conv2d_fwd(eng_cmd *cmd, const eng_conv *cv, const eng_tensor *x, con
         return conv_rt(cmd, 0, cv, x, w, bias, y, bias != NULL ? 1 : 0, e);
     }
     conv_push pc = conv_params(x, y, bias != NULL ? 1 : 0);
-    /* an unused binding still needs a buffer: the weights stand in */
-    vk_buf *bufs[4] = {x->buf, w->buf, bias != NULL ? bias->buf : w->buf, y->buf};
+    vk_buf *xb = NULL;
+    vk_buf *wb = NULL;
+    rc = conv_operands(cmd, x, w, &xb, &wb, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    /* an unused binding still needs a buffer: the (fp32) weights stand in */
+    vk_buf *bufs[4] = {xb, wb, bias != NULL ? bias->buf : w->buf, y->buf};
     return conv_gemm(cmd, 0, cv, &pc, y->c, y->n * y->h * y->w, 1, bufs, 4, 1u << 3, e);
 }
 
@@ -400,7 +448,13 @@ rs_err eng_conv2d_bwd_data(eng_cmd *cmd, const eng_conv *cv, const eng_tensor *d
         return conv_rt(cmd, 1, cv, dy, w, NULL, dx, accum ? 2 : 0, e);
     }
     conv_push pc = conv_params(dx, dy, accum ? 2 : 0);
-    vk_buf *bufs[3] = {dy->buf, w->buf, dx->buf};
+    vk_buf *db = NULL;
+    vk_buf *wb = NULL;
+    rc = conv_operands(cmd, dy, w, &db, &wb, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    vk_buf *bufs[3] = {db, wb, dx->buf};
     return conv_gemm(cmd, 1, cv, &pc, dx->c, dx->n * dx->h * dx->w, 1, bufs, 3, 1u << 2, e);
 }
 
@@ -444,8 +498,14 @@ rs_err eng_conv2d_bwd_weight(eng_cmd *cmd, const eng_conv *cv, const eng_tensor 
     nsplit = ceil_div(ktot, chunk);
     conv_push pc = conv_params(x, dy, accum ? 2 : 0);
     pc.ksplit = chunk;
+    vk_buf *db = NULL;
+    vk_buf *xb = NULL;
+    rc = conv_operands(cmd, dy, x, &db, &xb, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
     if (nsplit == 1) {
-        vk_buf *bufs[3] = {dy->buf, x->buf, dw->buf};
+        vk_buf *bufs[3] = {db, xb, dw->buf};
         return conv_gemm(cmd, 2, cv, &pc, m, ncol, 1, bufs, 3, 1u << 2, e);
     }
     vk_buf *part = NULL;
@@ -455,7 +515,7 @@ rs_err eng_conv2d_bwd_weight(eng_cmd *cmd, const eng_conv *cv, const eng_tensor 
         return rc;
     }
     pc.flags = 0;
-    vk_buf *bufs[3] = {dy->buf, x->buf, part};
+    vk_buf *bufs[3] = {db, xb, part};
     rc = conv_gemm(cmd, 2, cv, &pc, m, ncol, nsplit, bufs, 3, 1u << 2, e);
     if (rc != RS_OK) {
         return rc;

@@ -10,8 +10,10 @@
  * (PyTorch's), which the gradient tests check.
  *
  * Variants: an eng_cmd records the kernels of one variant (vk.h): REG
- * (register tiling, for CPU devices) or SMEM (shared memory + subgroups,
- * for GPUs); elementwise ops have one kernel for both.
+ * (register tiling, for CPU devices), SMEM (shared memory + subgroups,
+ * for GPUs) or F16 (convolutions read fp16 copies of their two operands,
+ * made by the recording, and accumulate in fp32; every other op as REG);
+ * elementwise ops have one kernel for all.
  *
  * Ownership: tensors own their buffer (eng_tensor_free); an eng_cmd owns its
  * sequence and any scratch buffers its ops needed, kept until the next

@@ -38,20 +38,21 @@ static rs_err image_check(const eng_image *im, int i, const char *field, int c, 
         return rs_error_set(e, RS_EINVAL, "patches: pair %d: %s has no data", i, field);
     }
     if (im->layout != ENG_LAYOUT_CHW && im->layout != ENG_LAYOUT_HWC) {
-        return rs_error_set(e, RS_EINVAL, "patches: pair %d: %s has an unknown layout %d", i,
-                            field, (int)im->layout);
+        return rs_error_set(e, RS_EINVAL, "patches: pair %d: %s has an unknown layout %d", i, field,
+                            (int)im->layout);
     }
     if (im->c != c) {
-        return rs_error_set(e, RS_EINVAL, "patches: pair %d: %s has %d channels, want %d", i,
-                            field, im->c, c);
+        return rs_error_set(e, RS_EINVAL, "patches: pair %d: %s has %d channels, want %d", i, field,
+                            im->c, c);
     }
     if (im->h != h || im->w != w) {
         return rs_error_set(e, RS_EINVAL, "patches: pair %d: %s is %dx%d, the input %dx%d", i,
                             field, im->w, im->h, w, h);
     }
     if (h < ph || w < pw) {
-        return rs_error_set(e, RS_EINVAL, "patches: pair %d: %s is %dx%d, smaller than the %dx%d crop",
-                            i, field, w, h, pw, ph);
+        return rs_error_set(e, RS_EINVAL,
+                            "patches: pair %d: %s is %dx%d, smaller than the %dx%d crop", i, field,
+                            w, h, pw, ph);
     }
     return RS_OK;
 }
@@ -86,15 +87,14 @@ rs_err eng_patches_sample(const eng_patch_pair *pairs, int npairs, eng_patch_rng
         return rs_error_set(e, RS_EINVAL, "patches: no frame pairs to sample from");
     }
     if (out->n < 1 || out->ph < 1 || out->pw < 1 || out->input == NULL || out->target == NULL) {
-        return rs_error_set(e, RS_EINVAL, "patches: bad batch (n %d, crop %dx%d)", out->n,
-                            out->pw, out->ph);
+        return rs_error_set(e, RS_EINVAL, "patches: bad batch (n %d, crop %dx%d)", out->n, out->pw,
+                            out->ph);
     }
     int ic = pairs[0].input.c;
     int tc = pairs[0].target.c;
     int mc = pairs[0].mask.c;
     if (ic < 1 || tc < 1) {
-        return rs_error_set(e, RS_EINVAL, "patches: pair 0: input %d / target %d channels", ic,
-                            tc);
+        return rs_error_set(e, RS_EINVAL, "patches: pair 0: input %d / target %d channels", ic, tc);
     }
     for (int i = 0; i < npairs; i++) {
         const eng_patch_pair *p = &pairs[i];
@@ -140,8 +140,7 @@ rs_err eng_patches_fill_unet(unet *u, const eng_patch_pair *pairs, int npairs, e
     eng_tensor *tg = unet_target(u);
     eng_tensor *mk = unet_mask(u);
     int want_mask = mk != NULL && npairs > 0 && pairs != NULL && pairs[0].mask.data != NULL;
-    if (npairs > 0 && pairs != NULL &&
-        (pairs[0].input.c != in->c || pairs[0].target.c != tg->c)) {
+    if (npairs > 0 && pairs != NULL && (pairs[0].input.c != in->c || pairs[0].target.c != tg->c)) {
         return rs_error_set(e, RS_EINVAL,
                             "patches: pairs have %d -> %d channels, the network %d -> %d",
                             pairs[0].input.c, pairs[0].target.c, in->c, tg->c);

@@ -275,6 +275,7 @@ static void read_caps(vk_ctx *ctx, const vk_ctx_opts *opts)
     /* Reported for the scheduler; no fp16 or cooperative-matrix kernels yet. */
     c->fp16 = f16.shaderFloat16 && s16.storageBuffer16BitAccess;
     c->coopmat = false;
+    c->fp16_storage = s16.storageBuffer16BitAccess && rs_spv_find("conv_fwd.f16") != NULL;
     c->max_shared = p2.properties.limits.maxComputeSharedMemorySize;
     c->max_wg_invocations = p2.properties.limits.maxComputeWorkGroupInvocations;
     uint32_t n = 0;
@@ -295,12 +296,17 @@ static void read_caps(vk_ctx *ctx, const vk_ctx_opts *opts)
             v = VK_VARIANT_SMEM;
         } else if (ev != NULL && strcasecmp(ev, "reg") == 0) {
             v = VK_VARIANT_REG;
+        } else if (ev != NULL && strcasecmp(ev, "f16") == 0) {
+            v = VK_VARIANT_F16;
         } else {
             /* measured: on CPU devices shared memory halves throughput */
             v = c->type == VK_PHYSICAL_DEVICE_TYPE_CPU ? VK_VARIANT_REG : VK_VARIANT_SMEM;
         }
     }
     if (v == VK_VARIANT_SMEM && !c->subgroup_arith) {
+        v = VK_VARIANT_REG;
+    }
+    if (v == VK_VARIANT_F16 && !c->fp16_storage) {
         v = VK_VARIANT_REG;
     }
     c->variant = v;
@@ -399,8 +405,13 @@ rs_err vk_ctx_create(const vk_ctx_opts *opts, vk_ctx **out, rs_error *e)
         .queueCount = 1,
         .pQueuePriorities = &prio,
     };
+    /* 16-bit storage only where the f16 kernels will use it */
+    VkPhysicalDevice16BitStorageFeatures s16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES,
+        .storageBuffer16BitAccess = ctx->caps.fp16_storage ? VK_TRUE : VK_FALSE};
     VkDeviceCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = ctx->caps.fp16_storage ? &s16 : NULL,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &qci,
     };

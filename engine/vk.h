@@ -32,13 +32,18 @@ typedef enum vk_variant {
     VK_VARIANT_AUTO = -1,
     VK_VARIANT_REG = 0,  /* register tiling, no shared memory: CPU devices (lavapipe) */
     VK_VARIANT_SMEM = 1, /* shared-memory tiling + subgroup reductions: GPUs */
+    /* fp16 storage: convolution operands held as fp16 in buffers (half the
+     * bytes moved), accumulated in fp32; every other op as REG. Only where
+     * the device has storageBuffer16BitAccess and glslc built the kernels;
+     * never chosen by default (on lavapipe it is slower: bench/RESULTS.md). */
+    VK_VARIANT_F16 = 2,
 } vk_variant;
 
 typedef struct vk_ctx_opts {
     /* -1: best (discrete > integrated > virtual > cpu); env RUSHES_VK_DEVICE wins */
     int device_index;
     int validation;     /* -1: from env RUSHES_VK_VALIDATION; 0 off; 1 on */
-    vk_variant variant; /* AUTO: env RUSHES_VK_VARIANT (reg|smem), else by device type */
+    vk_variant variant; /* AUTO: env RUSHES_VK_VARIANT (reg|smem|f16), else by device type */
     /* 1: never map device buffers, copy through the staging buffer as on a
      * discrete GPU (lets tests on lavapipe exercise that path) */
     int force_staging;
@@ -58,6 +63,7 @@ typedef struct vk_caps {
     bool timestamps;
     double timestamp_ns; /* nanoseconds per timestamp tick */
     vk_variant variant;  /* the variant ops will use by default */
+    bool fp16_storage;   /* storageBuffer16BitAccess (enabled) and the f16 shaders built */
 } vk_caps;
 
 /* opts may be NULL (all defaults). *out is set only on success. */

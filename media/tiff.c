@@ -205,6 +205,14 @@ rs_err media_tiff_decode(const char *name, const uint8_t *buf, size_t len, uint6
                               tw, th);
             goto out;
         }
+        /* a tile may overhang the image, but not by gigabytes */
+        if ((uint64_t)tw * th * cell > max_bytes) {
+            rc =
+                rs_error_set(e, RS_EFORMAT,
+                             "%s: tiff: tile %" PRIu32 "x%" PRIu32 " over the %" PRIu64 "-byte cap",
+                             name, tw, th, max_bytes);
+            goto out;
+        }
         tmp = malloc((size_t)tw * th * cell);
         if (tmp == NULL) {
             rc = rs_error_set(e, RS_ENOMEM, "%s: tiff: out of memory", name);

@@ -10,8 +10,19 @@
  *   MODE 2 bwd weights: dw[o,ci,ky,kx] rows o (c_out),  cols (ci,ky,kx), K = (n,oy,ox), split over z
  * Each invocation owns TM rows x TN columns, strided by the workgroup size so
  * neighbouring lanes touch neighbouring pixels.
+ * With F16 defined (the fp16-storage variant) the two GEMM operands are
+ * float16_t buffers (ops.c converts them), widened to fp32 on load; the
+ * accumulation and the output stay fp32.
  */
 #version 450
+#ifdef F16
+#extension GL_EXT_shader_16bit_storage : require
+#define OPND float16_t
+#define LD(v) float(v)
+#else
+#define OPND float
+#define LD(v) (v)
+#endif
 
 layout(local_size_x_id = 0, local_size_y_id = 1) in;
 layout(constant_id = 0) const int WGX = 16;
@@ -28,17 +39,17 @@ layout(push_constant) uniform P {
 } p;
 
 #if MODE == 0
-layout(std430, binding = 0) readonly buffer A0 { float x[]; };
-layout(std430, binding = 1) readonly buffer A1 { float w[]; };
+layout(std430, binding = 0) readonly buffer A0 { OPND x[]; };
+layout(std430, binding = 1) readonly buffer A1 { OPND w[]; };
 layout(std430, binding = 2) readonly buffer A2 { float bias[]; };
 layout(std430, binding = 3) buffer A3 { float y[]; };
 #elif MODE == 1
-layout(std430, binding = 0) readonly buffer A0 { float dy[]; };
-layout(std430, binding = 1) readonly buffer A1 { float w[]; };
+layout(std430, binding = 0) readonly buffer A0 { OPND dy[]; };
+layout(std430, binding = 1) readonly buffer A1 { OPND w[]; };
 layout(std430, binding = 2) buffer A2 { float dx[]; };
 #else
-layout(std430, binding = 0) readonly buffer A0 { float dy[]; };
-layout(std430, binding = 1) readonly buffer A1 { float x[]; };
+layout(std430, binding = 0) readonly buffer A0 { OPND dy[]; };
+layout(std430, binding = 1) readonly buffer A1 { OPND x[]; };
 layout(std430, binding = 2) buffer A2 { float dw[]; };
 #endif
 
@@ -84,7 +95,7 @@ void main()
             for (int kx = 0; kx < KS; kx++) {
                 float a[TM];
                 for (int i = 0; i < TM; i++) {
-                    a[i] = w[wr[i] + ci * KK + ky * KS + kx];
+                    a[i] = LD(w[wr[i] + ci * KK + ky * KS + kx]);
                 }
                 float b[TN];
                 for (int j = 0; j < TN; j++) {
@@ -92,7 +103,7 @@ void main()
                     int ix = ix0[j] + kx;
                     bool ok = xb[j] >= 0 && iy >= 0 && iy < p.H && ix >= 0 && ix < p.W;
                     int idx = ok ? xb[j] + ci * HW + iy * p.W + ix : 0;
-                    float v = x[idx];
+                    float v = LD(x[idx]);
                     b[j] = ok ? v : 0.0;
                 }
                 for (int i = 0; i < TM; i++) {
@@ -145,7 +156,7 @@ void main()
             for (int kx = 0; kx < KS; kx++) {
                 float a[TM];
                 for (int i = 0; i < TM; i++) {
-                    a[i] = w[o * p.CI * KK + wr[i] + ky * KS + kx];
+                    a[i] = LD(w[o * p.CI * KK + wr[i] + ky * KS + kx]);
                 }
                 float b[TN];
                 for (int j = 0; j < TN; j++) {
@@ -158,7 +169,7 @@ void main()
                         ok = ok && oy * STRIDE == ty && ox * STRIDE == tx;
                     }
                     int idx = ok ? db[j] + o * HWO + oy * p.WO + ox : 0;
-                    float v = dy[idx];
+                    float v = LD(dy[idx]);
                     b[j] = ok ? v : 0.0;
                 }
                 for (int i = 0; i < TM; i++) {
@@ -214,7 +225,7 @@ void main()
         int xb = n * p.CI * HW;
         float a[TM];
         for (int i = 0; i < TM; i++) {
-            a[i] = dy[dyb + dr[i]];
+            a[i] = LD(dy[dyb + dr[i]]);
         }
         float b[TN];
         for (int j = 0; j < TN; j++) {
@@ -222,7 +233,7 @@ void main()
             int ix = ox * STRIDE + kx0[j];
             bool ok = iy >= 0 && iy < p.H && ix >= 0 && ix < p.W;
             int idx = ok ? xb + xc[j] + iy * p.W + ix : 0;
-            float v = x[idx];
+            float v = LD(x[idx]);
             b[j] = ok ? v : 0.0;
         }
         for (int i = 0; i < TM; i++) {

@@ -10,8 +10,16 @@
 extern const task_kind task_kind_ingest;
 extern const task_kind task_kind_noop;
 
+#ifdef RUSHES_HAVE_REMOVAL
+extern const task_kind task_kind_removal_train;
+extern const task_kind task_kind_removal_infer;
+static const task_kind *const kinds[] = {&task_kind_ingest, &task_kind_noop,
+                                         &task_kind_removal_train, &task_kind_removal_infer};
+static const char *const names[] = {"ingest", "noop", "removal_train", "removal_infer", NULL};
+#else
 static const task_kind *const kinds[] = {&task_kind_ingest, &task_kind_noop};
 static const char *const names[] = {"ingest", "noop", NULL};
+#endif
 
 const task_kind *task_kind_find(const char *name)
 {

@@ -6,6 +6,10 @@
  * loads), 3 and 13 channels, batch 1 and 3, plus one shape large
  * enough for several tiles in every direction and a split-K weight
  * gradient. Also the accumulate path (dx += ...).
+ * The fp16-storage variant (F16, where the device has 16-bit storage) is
+ * checked twice: against the reference fed the same operands rounded to
+ * fp16, within the fp32 tolerance (so its accumulation is fp32 and its
+ * indexing exact), and against the exact reference within CONV_TOL_F16.
  */
 #include "engine_testutil.h"
 #include "ref.h"
@@ -13,6 +17,36 @@
 TestSuite(engine_conv, .init = t_setup, .fini = t_teardown, .timeout = 120);
 
 #define CONV_TOL 2e-5
+/* fp16 operands: each rounded by up to 2^-11 relative; the normalised
+ * errors measured on lavapipe on these shapes are 1.9e-4..4.0e-4 (the
+ * "tol ... f16" lines), against the fp16-rounded operands <= 1.2e-6 */
+#define CONV_TOL_F16 2e-3
+
+/* v rounded to fp16 and back (round to nearest even, as the kernel's
+ * float16_t conversion). */
+static void round_f16(const double *src, double *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dst[i] = (double)(float)(_Float16)(float)src[i];
+    }
+}
+
+/* The references of one conv case: y (with bias), dx, dx + prior, dw. */
+static void conv_refs(const ref_conv2d_shape *s, const double *x, const double *w, const double *b,
+                      const double *dy, const double *prior, double *y, double *dx, double *dxa,
+                      double *dw)
+{
+    size_t nx = (size_t)s->n * s->c_in * s->h * s->w;
+    int oh = ref_conv2d_out_h(s);
+    int ow = ref_conv2d_out_w(s);
+    ref_conv2d_fwd(s, x, w, y);
+    ref_bias_fwd(s->n, s->c_out, oh * ow, y, b, y);
+    ref_conv2d_bwd_data(s, dy, w, dx);
+    ref_conv2d_bwd_weight(s, x, dy, dw);
+    for (size_t i = 0; i < nx; i++) {
+        dxa[i] = prior[i] + dx[i];
+    }
+}
 
 static void conv_case(int n, int ci, int h, int w, int co, int k, int stride, int pad)
 {
@@ -40,18 +74,25 @@ static void conv_case(int n, int ci, int h, int w, int co, int k, int stride, in
     t_fill(wd, wf, nw);
     t_fill(bd, bf, co);
     t_fill(dyd, dyf, ny);
-    t_fill(dxa, dx0, nx); /* prior gradient for the accumulate check */
-    ref_conv2d_fwd(&s, xd, wd, yd);
-    ref_bias_fwd(n, co, oh * ow, yd, bd, yd);
-    ref_conv2d_bwd_data(&s, dyd, wd, dxd);
-    ref_conv2d_bwd_weight(&s, xd, dyd, dwd);
-    for (size_t i = 0; i < nx; i++) {
-        dxa[i] += dxd[i];
-    }
+    double *prior = malloc(nx * sizeof *prior);
+    t_fill(prior, dx0, nx); /* prior gradient for the accumulate check */
+    conv_refs(&s, xd, wd, bd, dyd, prior, yd, dxd, dxa, dwd);
+    /* the F16 variant's operands, rounded as it stores them */
+    double *xh = malloc(nx * sizeof *xh);
+    double *wh = malloc(nw * sizeof *wh);
+    double *dyh = malloc(ny * sizeof *dyh);
+    double *yh = malloc(ny * sizeof *yh);
+    double *dxh = malloc(nx * sizeof *dxh);
+    double *dxah = malloc(nx * sizeof *dxah);
+    double *dwh = malloc(nw * sizeof *dwh);
+    round_f16(xd, xh, nx);
+    round_f16(wd, wh, nw);
+    round_f16(dyd, dyh, ny);
+    conv_refs(&s, xh, wh, bd, dyh, prior, yh, dxh, dxah, dwh);
 
     char what[96];
-    vk_variant vs[2];
-    int nv = t_variants(vs);
+    vk_variant vs[3];
+    int nv = t_variants_f16(vs);
     for (int vi = 0; vi < nv; vi++) {
         eng_tensor x = t_tensor(n, ci, h, w, xf);
         eng_tensor wt = t_tensor(co, ci, k, k, wf);
@@ -70,14 +111,21 @@ static void conv_case(int n, int ci, int h, int w, int co, int k, int stride, in
         t_run(cmd);
         snprintf(what, sizeof what, "conv_fwd[n%d c%d %dx%d o%d k%d s%d p%d]", n, ci, h, w, co, k,
                  stride, pad);
-        t_check(what, vs[vi], &y, yd, CONV_TOL);
+        double tol = vs[vi] == VK_VARIANT_F16 ? CONV_TOL_F16 : CONV_TOL;
+        t_check(what, vs[vi], &y, yd, tol);
         snprintf(what, sizeof what, "conv_bwd_data[n%d c%d %dx%d o%d k%d s%d p%d]", n, ci, h, w, co,
                  k, stride, pad);
-        t_check(what, vs[vi], &dx, dxd, CONV_TOL);
-        t_check("conv_bwd_data_accum", vs[vi], &dxacc, dxa, CONV_TOL);
+        t_check(what, vs[vi], &dx, dxd, tol);
+        t_check("conv_bwd_data_accum", vs[vi], &dxacc, dxa, tol);
         snprintf(what, sizeof what, "conv_bwd_weight[n%d c%d %dx%d o%d k%d s%d p%d]", n, ci, h, w,
                  co, k, stride, pad);
-        t_check(what, vs[vi], &dw, dwd, CONV_TOL);
+        t_check(what, vs[vi], &dw, dwd, vs[vi] == VK_VARIANT_F16 ? CONV_TOL_F16 : CONV_TOL);
+        if (vs[vi] == VK_VARIANT_F16) {
+            t_check("conv_fwd[fp16 operands]", vs[vi], &y, yh, CONV_TOL);
+            t_check("conv_bwd_data[fp16 operands]", vs[vi], &dx, dxh, CONV_TOL);
+            t_check("conv_bwd_data_accum[fp16 operands]", vs[vi], &dxacc, dxah, CONV_TOL);
+            t_check("conv_bwd_weight[fp16 operands]", vs[vi], &dw, dwh, CONV_TOL);
+        }
         eng_cmd_destroy(cmd);
         eng_tensor_free(&x);
         eng_tensor_free(&wt);
@@ -101,6 +149,14 @@ static void conv_case(int n, int ci, int h, int w, int co, int k, int stride, in
     free(bf);
     free(dyf);
     free(dx0);
+    free(prior);
+    free(xh);
+    free(wh);
+    free(dyh);
+    free(yh);
+    free(dxh);
+    free(dxah);
+    free(dwh);
 }
 
 Test(engine_conv, k3_stride1_pad1)

@@ -91,8 +91,8 @@ typedef struct batch {
 
 static void sample(const eng_patch_pair *pairs, eng_patch_rng *rng, batch *b)
 {
-    eng_patch_batch pb = {.input = b->in, .target = b->tg, .mask = b->mk, .n = NB, .ph = PH,
-                          .pw = PW};
+    eng_patch_batch pb = {
+        .input = b->in, .target = b->tg, .mask = b->mk, .n = NB, .ph = PH, .pw = PW};
     rs_error e = {0};
     cr_assert_eq(eng_patches_sample(pairs, NF, rng, &pb, b->org, &e), RS_OK, "%s",
                  rs_error_text(&e));
@@ -208,8 +208,8 @@ Test(engine_patches, bad_frame_sets_are_refused)
     batch *a = calloc(1, sizeof *a);
     eng_patch_rng r;
     eng_patch_rng_seed(&r, 0);
-    eng_patch_batch pb = {.input = a->in, .target = a->tg, .mask = a->mk, .n = NB, .ph = PH,
-                          .pw = PW};
+    eng_patch_batch pb = {
+        .input = a->in, .target = a->tg, .mask = a->mk, .n = NB, .ph = PH, .pw = PW};
     rs_error e = {0};
     eng_patch_pair p[NF];
     memcpy(p, fr->chw, sizeof p);
@@ -267,8 +267,8 @@ Test(engine_patches, batch_lands_in_the_unet_tensors, .init = t_setup, .fini = t
     size_t nm = (size_t)NB * 4 * 6;
     float *want = malloc((ni + nt + nm) * sizeof *want);
     float *got = malloc((ni + nt + nm) * sizeof *got);
-    eng_patch_batch pb = {.input = want, .target = want + ni, .mask = want + ni + nt, .n = NB,
-                          .ph = 4, .pw = 6};
+    eng_patch_batch pb = {
+        .input = want, .target = want + ni, .mask = want + ni + nt, .n = NB, .ph = 4, .pw = 6};
     cr_assert_eq(eng_patches_sample(fr->chw, NF, &r2, &pb, NULL, &e), RS_OK, "%s",
                  rs_error_text(&e));
     cr_assert_eq(eng_tensor_read(unet_input(u), got, &e), RS_OK);

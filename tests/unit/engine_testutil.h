@@ -47,9 +47,21 @@ static inline int t_variants(vk_variant out[2])
     return n;
 }
 
+/* The same plus the fp16-storage variant where the device has it: for the
+ * tests whose tolerances allow fp16 operands (or that run no convolution,
+ * where F16 runs the REG kernels). */
+static inline int t_variants_f16(vk_variant out[3])
+{
+    int n = t_variants(out);
+    if (vk_ctx_caps(T_ctx)->fp16_storage) {
+        out[n++] = VK_VARIANT_F16;
+    }
+    return n;
+}
+
 static inline const char *t_vname(vk_variant v)
 {
-    return v == VK_VARIANT_SMEM ? "smem" : "reg";
+    return v == VK_VARIANT_SMEM ? "smem" : v == VK_VARIANT_F16 ? "f16" : "reg";
 }
 
 static uint64_t t_rng = 0x9e3779b97f4a7c15ull;

@@ -6,7 +6,8 @@
  * a small configuration overfitting a fixed batch; tiled inference with
  * feathered overlaps against whole-image inference; checkpoint save ->
  * load -> continue against uninterrupted training; a checkpoint read by an
- * outside json + numpy reader to the same values; bad shapes refused.
+ * outside json + numpy reader to the same values; the fp16-storage
+ * variant training like the fp32 one; bad shapes refused.
  */
 #include <string.h>
 #include <unistd.h>
@@ -220,6 +221,49 @@ Test(engine_unet, small_net_overfits_a_batch)
     cr_assert_lt(last, 0.05f * first, "loss %.5f -> %.5f", first, last);
     T_OK(unet_forward(u, &TE));
     unet_destroy(u);
+}
+
+/* The fp16-storage variant (where the device has it) trains the same net
+ * from the same weights: its first loss equals REG's to fp16 accuracy, and
+ * it overfits the batch as REG does. */
+Test(engine_unet, f16_variant_trains_like_reg)
+{
+    if (!vk_ctx_caps(T_ctx)->fp16_storage) {
+        cr_skip_test("%s: no 16-bit storage buffers or f16 shaders", vk_ctx_caps(T_ctx)->name);
+    }
+    unet_cfg cfg = {.depth = 2,
+                    .base = 8,
+                    .in_c = 3,
+                    .out_c = 3,
+                    .norm_groups = 4,
+                    .act = ENG_ACT_LEAKY,
+                    .slope = 0.1f,
+                    .up = ENG_UP_BILINEAR,
+                    .loss = ENG_LOSS_MSE,
+                    .seed = 1};
+    eng_adam opt = {.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.0};
+    float first[2] = {0};
+    float last[2] = {0};
+    const vk_variant vs[2] = {VK_VARIANT_REG, VK_VARIANT_F16};
+    for (int vi = 0; vi < 2; vi++) {
+        unet *u = NULL;
+        rs_error e = {0};
+        cr_assert_eq(unet_create(T_ctx, &cfg, 2, 16, 16, vs[vi], &u, &e), RS_OK, "%s",
+                     rs_error_text(&e));
+        fill_batch(u, 5);
+        for (int s = 0; s < 80; s++) {
+            T_OK(unet_train_step(u, &opt, &last[vi], &TE));
+            if (s == 0) {
+                first[vi] = last[vi];
+            }
+        }
+        unet_destroy(u);
+    }
+    fprintf(stderr, "unet reg mse %.5f -> %.5f, f16 %.5f -> %.5f in 80 steps\n", first[0], last[0],
+            first[1], last[1]);
+    cr_assert_lt(fabsf(first[1] - first[0]), 5e-3f * first[0], "first loss reg %.6f f16 %.6f",
+                 first[0], first[1]);
+    cr_assert_lt(last[1], 0.05f * first[1], "f16: loss %.5f -> %.5f", first[1], last[1]);
 }
 
 Test(engine_unet, bad_configurations_are_refused)

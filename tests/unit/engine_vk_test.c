@@ -16,9 +16,10 @@ Test(engine_vk, caps_are_read)
     cr_assert_gt(strlen(c->name), 0);
     cr_assert_geq(c->api_version, (1u << 22) | (1u << 12));
     cr_assert_gt(c->max_wg_invocations, 255);
-    cr_assert(c->variant == VK_VARIANT_REG || c->variant == VK_VARIANT_SMEM);
-    fprintf(stderr, "device %s subgroup %u arith %d fp16 %d variant %s\n", c->name,
-            c->subgroup_size, c->subgroup_arith, c->fp16, t_vname(c->variant));
+    cr_assert(c->variant == VK_VARIANT_REG || c->variant == VK_VARIANT_SMEM ||
+              c->variant == VK_VARIANT_F16);
+    fprintf(stderr, "device %s subgroup %u arith %d fp16 %d fp16 storage %d variant %s\n", c->name,
+            c->subgroup_size, c->subgroup_arith, c->fp16, c->fp16_storage, t_vname(c->variant));
 }
 
 Test(engine_vk, buffer_round_trip_and_bounds)
