@@ -41,6 +41,7 @@
 #include "api_model.h"
 #include "auth.h"
 #include "clock.h"
+#include "cron.h"
 #include "fs.h"
 #include "log.h"
 #include "metrics.h"
@@ -104,6 +105,7 @@ typedef struct api_submit {
     int priority;
     int max_attempts;
     uint64_t min_memory_mb;
+    char *window_json; /* NULL = no training window; else stored closed */
 } api_submit;
 
 typedef struct api_req {
@@ -291,6 +293,7 @@ static void submit_free(api_submit *s)
         return;
     }
     free(s->params_json);
+    free(s->window_json);
     for (size_t i = 0; i < s->ntasks; i++) {
         free(s->task_params[i]);
     }
@@ -636,6 +639,22 @@ static int parse_submit(api_req *r, char *msg, size_t msglen)
                 goto out;
             }
             snprintf(s->pool, sizeof s->pool, "%s", it->valuestring);
+        } else if (strcmp(k, "window") == 0) {
+            cron_window w;
+            rs_error we;
+            rs_error_clear(&we);
+            if (cron_window_from_json(it, &w, &we) != RS_OK) {
+                snprintf(msg, msglen, "%s", rs_error_text(&we));
+                goto out;
+            }
+            free(s->window_json);
+            /* Closed until the loop's next tick evaluates it. */
+            s->window_json = cron_window_to_json(&w, false);
+            if (s->window_json == NULL) {
+                status = 500;
+                snprintf(msg, msglen, "window: out of memory");
+                goto out;
+            }
         } else if (strcmp(k, "depends_on") == 0) {
             if (!cJSON_IsArray(it)) {
                 snprintf(msg, msglen, "depends_on: must be an array of job ids");
@@ -1098,6 +1117,7 @@ static void apply_submit(server *sv, api_req *r, srv_batch *b)
         .ntasks = s->ntasks,
         .pool = s->pool,
         .min_memory_mb = s->min_memory_mb,
+        .run_window = s->window_json,
         .tenant = strcmp(r->who.tenant, "*") == 0 ? NULL : r->who.tenant,
     };
     int64_t id = 0;
@@ -1513,6 +1533,7 @@ rs_err api_submit_json(api *a, const char *project, const char *tenant, const ch
         .ntasks = sub->ntasks,
         .pool = sub->pool,
         .min_memory_mb = sub->min_memory_mb,
+        .run_window = sub->window_json,
         .tenant = tenant != NULL && tenant[0] != '\0' ? tenant : NULL,
     };
     bool existed = false;

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 static bool field_parse(const char *s, size_t len, int lo, int hi, uint64_t *bits)
 {
     *bits = 0;
@@ -190,6 +192,99 @@ rs_err cron_next(const cron_expr *expr, const char *tz, int64_t after_ms, int64_
     tzset();
     if (rc != RS_OK) {
         return rs_error_set(e, RS_ENOENT, "cron: no matching time within 5 years");
+    }
+    return RS_OK;
+}
+
+rs_err cron_window_from_json(const struct cJSON *obj, cron_window *out, rs_error *e)
+{
+    if (!cJSON_IsObject(obj)) {
+        return rs_error_set(e, RS_EINVAL, "window: must be an object");
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(out->tz, sizeof out->tz, "UTC");
+    bool have_cron = false;
+    bool have_dur = false;
+    const cJSON *it = NULL;
+    cJSON_ArrayForEach(it, obj)
+    {
+        const char *k = it->string != NULL ? it->string : "";
+        if (strcmp(k, "cron") == 0) {
+            if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof out->cron) {
+                return rs_error_set(e, RS_EINVAL, "window.cron: must be a cron expression string");
+            }
+            rs_err rc = cron_parse(it->valuestring, &out->expr, e);
+            if (rc != RS_OK) {
+                char msg[sizeof e->msg];
+                snprintf(msg, sizeof msg, "%s", e->msg);
+                return rs_error_set(e, rc, "window.%s", msg);
+            }
+            snprintf(out->cron, sizeof out->cron, "%s", it->valuestring);
+            have_cron = true;
+        } else if (strcmp(k, "duration_min") == 0) {
+            double d = cJSON_IsNumber(it) ? it->valuedouble : -1;
+            if (d < 1 || d > CRON_WINDOW_MAX_MIN || d != (double)(int64_t)d) {
+                return rs_error_set(e, RS_EINVAL,
+                                    "window.duration_min: must be an integer in 1..%d",
+                                    CRON_WINDOW_MAX_MIN);
+            }
+            out->duration_ms = (int64_t)d * 60000;
+            have_dur = true;
+        } else if (strcmp(k, "tz") == 0) {
+            if (!cJSON_IsString(it) || strlen(it->valuestring) >= sizeof out->tz ||
+                !cron_tz_ok(it->valuestring)) {
+                return rs_error_set(e, RS_EINVAL, "window.tz: unknown time zone");
+            }
+            snprintf(out->tz, sizeof out->tz, "%s", it->valuestring);
+        } else if (strcmp(k, "open") != 0) {
+            /* "open" is what the daemon adds to the stored copy; ignored on input. */
+            return rs_error_set(e, RS_EINVAL, "window: unknown field \"%.64s\"", k);
+        }
+    }
+    if (!have_cron) {
+        return rs_error_set(e, RS_EINVAL, "window.cron: required");
+    }
+    if (!have_dur) {
+        return rs_error_set(e, RS_EINVAL, "window.duration_min: required");
+    }
+    return RS_OK;
+}
+
+char *cron_window_to_json(const cron_window *w, bool open)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text = NULL;
+    if (o != NULL && cJSON_AddStringToObject(o, "cron", w->cron) != NULL &&
+        cJSON_AddNumberToObject(o, "duration_min", (double)(w->duration_ms / 60000)) != NULL &&
+        cJSON_AddStringToObject(o, "tz", w->tz) != NULL &&
+        cJSON_AddBoolToObject(o, "open", open) != NULL) {
+        text = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    return text;
+}
+
+rs_err cron_window_open(const cron_window *w, int64_t now_ms, bool *open, int64_t *edge_ms,
+                        rs_error *e)
+{
+    /* Firings fall on whole minutes, so the first one strictly after
+     * now - duration is the latest start that can still cover now. */
+    int64_t start = 0;
+    rs_err rc = cron_next(&w->expr, w->tz, now_ms - w->duration_ms, &start, e);
+    if (rc == RS_ENOENT) {
+        *open = false;
+        if (edge_ms != NULL) {
+            *edge_ms = INT64_MAX;
+        }
+        rs_error_clear(e);
+        return RS_OK;
+    }
+    if (rc != RS_OK) {
+        return rc;
+    }
+    *open = start <= now_ms;
+    if (edge_ms != NULL) {
+        *edge_ms = *open ? start + w->duration_ms : start;
     }
     return RS_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * cron.h: 5-field cron expressions (minute hour day-of-month month
- * day-of-week) evaluated in a time zone, for schedules (and, later,
- * training windows).
+ * day-of-week) evaluated in a time zone, for schedules and training
+ * windows (a firing opens a window for a duration).
  *
  * Fields take *, N, A-B, lists "A,B", steps "*\/N" and "A-B/N"; day of week
  * 0-7 (0 and 7 are Sunday). As in Vixie cron, when both day fields are
@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "err.h"
+
+struct cJSON;
 
 typedef struct cron_expr {
     uint64_t minute; /* bit i set = value i allowed */
@@ -38,5 +40,34 @@ bool cron_tz_ok(const char *tz);
  */
 rs_err cron_next(const cron_expr *expr, const char *tz, int64_t after_ms, int64_t *next_ms,
                  rs_error *e);
+
+/*
+ * A training window (docs/API.md "window"): opens at each firing of cron in
+ * tz and stays open duration_ms.
+ */
+typedef struct cron_window {
+    cron_expr expr;
+    char cron[128];
+    char tz[65];
+    int64_t duration_ms;
+} cron_window;
+
+#define CRON_WINDOW_MAX_MIN 10080 /* a week */
+
+/* Validates {"cron": "...", "duration_min": 1..10080, "tz": "Zone"} (tz
+ * optional, default "UTC"; no other fields). RS_EINVAL naming the field. */
+rs_err cron_window_from_json(const struct cJSON *obj, cron_window *out, rs_error *e);
+
+/* Canonical JSON text of w (malloc'd) with "open": open. NULL on ENOMEM. */
+char *cron_window_to_json(const cron_window *w, bool open);
+
+/*
+ * Whether w is open at now_ms: some firing s has s <= now_ms < s + duration.
+ * *edge_ms (may be NULL): when open, the end of the window; when closed,
+ * the next opening (INT64_MAX if it never fires again). Same thread rule as
+ * cron_next.
+ */
+rs_err cron_window_open(const cron_window *w, int64_t now_ms, bool *open, int64_t *edge_ms,
+                        rs_error *e);
 
 #endif

@@ -163,6 +163,28 @@ char *metrics_render(const cJSON *m, const uint64_t *codes, size_t ncodes)
               cJSON_GetObjectItemCaseSensitive(m, "queue_wait"));
     histogram(&b, "rushes_task_run_seconds", "Run time of finished task attempts.",
               cJSON_GetObjectItemCaseSensitive(m, "run_time"));
+    static const struct {
+        const char *key;
+        const char *name;
+        const char *help;
+    } training[] = {
+        {"steps_per_second", "rushes_training_steps_per_second",
+         "Training steps a second of each running training task (its last two step lines)."},
+        {"last_loss", "rushes_training_last_loss",
+         "Last reported loss of each running training task."},
+    };
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(m, "training");
+    for (size_t i = 0; i < sizeof training / sizeof training[0]; i++) {
+        family(&b, training[i].name, "gauge", training[i].help);
+        cJSON_ArrayForEach(it, runs)
+        {
+            const cJSON *kind = cJSON_GetObjectItemCaseSensitive(it, "kind");
+            put(&b, "%s{job=\"%.0f\",task=\"%.0f\",kind=\"", training[i].name, num(it, "job"),
+                num(it, "task"));
+            put_label(&b, cJSON_IsString(kind) ? kind->valuestring : "");
+            put(&b, "\"} %.9g\n", num(it, training[i].key));
+        }
+    }
     family(&b, "rushes_http_requests_total", "counter",
            "HTTP responses by status code since rushesd started.");
     for (size_t i = 100; i < ncodes; i++) {

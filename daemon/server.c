@@ -142,6 +142,57 @@ static void run_schedules(server *sv)
     }
 }
 
+/*
+ * Training windows (docs/OPERATIONS.md): each windowed job's "open" flag
+ * follows its window on the (injectable) clock; the lease query hands out
+ * only tasks of open jobs. Closing asks the job's running attempts to
+ * yield; the worker passes that on to the child as SIGTERM.
+ */
+static void run_windows(server *sv)
+{
+    cJSON *jobs = NULL;
+    rs_error e;
+    rs_error_clear(&e);
+    if (store_windowed_jobs(sv->st, &jobs, &e) != RS_OK) {
+        RS_ERROR("window", "%s", rs_error_text(&e));
+        return;
+    }
+    int64_t now = server_now_ms(sv);
+    const cJSON *j = NULL;
+    cJSON_ArrayForEach(j, jobs)
+    {
+        int64_t id = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "id"));
+        const cJSON *stored = cJSON_GetObjectItem(j, "window");
+        bool was_open = cJSON_IsTrue(cJSON_GetObjectItem(stored, "open"));
+        cron_window w;
+        bool open = false;
+        if (cron_window_from_json(stored, &w, &e) != RS_OK ||
+            cron_window_open(&w, now, &open, NULL, &e) != RS_OK) {
+            RS_ERROR("window", "job %lld: %s", (long long)id, rs_error_text(&e));
+            rs_error_clear(&e);
+            continue;
+        }
+        if (open == was_open) {
+            continue;
+        }
+        char *text = cron_window_to_json(&w, open);
+        int nyield = 0;
+        if (text == NULL) {
+            RS_ERROR("window", "job %lld: out of memory", (long long)id);
+        } else if (store_job_window_set(sv->st, id, text, open, &nyield, &e) != RS_OK) {
+            RS_ERROR("window", "job %lld: %s", (long long)id, rs_error_text(&e));
+            rs_error_clear(&e);
+        } else if (open) {
+            RS_INFO("window", "job %lld: window opened", (long long)id);
+        } else {
+            RS_INFO("window", "job %lld: window closed, %d attempt(s) asked to yield",
+                    (long long)id, nyield);
+        }
+        free(text);
+    }
+    cJSON_Delete(jobs);
+}
+
 static const char *const crash_points[] = {"submit_committed", "dispatch_leased", "report_received",
                                            "report_committed", "finalize"};
 
@@ -450,6 +501,7 @@ static void on_tick(uv_timer_t *h)
         RS_ERROR("server", "lease expiry: %s", rs_error_text(&e));
     }
     run_schedules(sv);
+    run_windows(sv);
     finalize_jobs(sv);
 }
 

@@ -117,14 +117,15 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_JOB_STATE] = "SELECT state, tasks_done, tasks_total FROM job WHERE id = ?1",
     [Q_JOB_INSERT] =
         "INSERT INTO job(project_id, kind, params, priority, state, error, idempotency_key, "
-        "pool, min_memory_mb, max_attempts, tasks_total, waiting_deps, created_at, finished_at) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "pool, min_memory_mb, max_attempts, tasks_total, waiting_deps, created_at, finished_at, "
+        "run_window) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [Q_DEP_INSERT] = "INSERT INTO job_dep(job_id, depends_on) VALUES (?1, ?2)",
     [Q_TASK_INSERT] = "INSERT INTO task(job_id, idx, state, kind, nprio, project_id, held, params) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [Q_JOB_ROW] = "SELECT j.id, p.name, j.kind, j.state, j.priority, j.params, j.idempotency_key, "
                   "j.max_attempts, j.pool, j.min_memory_mb, j.created_at, j.started_at, "
-                  "j.finished_at, j.tasks_total, j.tasks_done, j.error, j.result "
+                  "j.finished_at, j.tasks_total, j.tasks_done, j.error, j.result, j.run_window "
                   "FROM job j JOIN project p ON p.id = j.project_id WHERE j.id = ?1",
     [Q_JOB_DEPS] = "SELECT depends_on FROM job_dep WHERE job_id = ?1 ORDER BY depends_on",
     [Q_JOB_PROGRESS] = "SELECT AVG(CASE WHEN state = 'succeeded' THEN 1.0 WHEN progress < 0 "
@@ -199,6 +200,7 @@ static const char *const sql_text[Q_COUNT] = {
         "FROM task t INDEXED BY task_ready JOIN job j ON j.id = t.job_id "
         "WHERE t.kind = ?1 AND t.state IN ('queued', 'retry_wait') AND t.held = 0 "
         "AND (t.state = 'queued' OR t.next_attempt_at <= ?2) "
+        "AND (j.run_window IS NULL OR json_extract(j.run_window, '$.open') = 1) "
         "AND (t.nprio, t.project_id, t.job_id, t.idx) > (?3, ?4, ?5, ?6) "
         "ORDER BY t.nprio, t.project_id, t.job_id, t.idx LIMIT 1",
     [Q_PROJECT_ACTIVE] = "SELECT COUNT(*) FROM task WHERE project_id = ?1 "
@@ -891,6 +893,9 @@ static rs_err job_json(store *s, int64_t job_id, bool full, cJSON **out, rs_erro
     cJSON *progress = cJSON_AddNumberToObject(o, "progress", 0);
     json_add_text(o, "error", st, 15);
     json_add_json(o, "result", st, 16);
+    if (sqlite3_column_type(st, 17) != SQLITE_NULL) {
+        json_add_json(o, "window", st, 17);
+    }
     sqlite3_reset(st);
 
     st = q_get(s, Q_JOB_DEPS, e);
@@ -1269,6 +1274,7 @@ rs_err store_job_submit(store *s, const store_job_spec *spec, int64_t now_ms, in
     if (failed) {
         sqlite3_bind_int64(st, 14, now_ms);
     }
+    bind_opt_text(st, 15, spec->run_window);
     rc = q_run(s, st, "insert job", e);
     if (rc != RS_OK) {
         goto out;
@@ -2183,6 +2189,7 @@ typedef struct attempt_info {
     int64_t worker_id;
     int64_t task_id;
     bool cancel_requested;
+    bool yield_requested; /* cancel_requested = 2: its training window closed */
 } attempt_info;
 
 static rs_err attempt_info_get(store *s, int64_t attempt_id, attempt_info *a, rs_error *e)
@@ -2205,6 +2212,7 @@ static rs_err attempt_info_get(store *s, int64_t attempt_id, attempt_info *a, rs
         a->worker_id = sqlite3_column_int64(st, 1);
         a->task_id = sqlite3_column_int64(st, 2);
         a->cancel_requested = sqlite3_column_int(st, 3) != 0;
+        a->yield_requested = sqlite3_column_int(st, 3) == 2;
     }
     sqlite3_reset(st);
     return RS_OK;
@@ -2415,6 +2423,28 @@ static rs_err task_fail(store *s, int64_t task_id, const char *error, int64_t no
     return job_end_bad(s, job_id, "failed", reason, now_ms, e);
 }
 
+/* A released attempt's task: back to queued (attempt not counted) while its
+ * job is active, cancelled otherwise. */
+static rs_err task_release_live(store *s, int64_t task_id, rs_error *e)
+{
+    sqlite3_stmt *st = q_get(s, Q_TASK_FAIL_INFO, e);
+    if (st == NULL) {
+        return RS_EDB;
+    }
+    sqlite3_bind_int64(st, 1, task_id);
+    bool row;
+    rs_err rc = q_step(s, st, &row, "task", e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    bool active = row && col_text(st, 4) != NULL && state_is_active(col_text(st, 4));
+    sqlite3_reset(st);
+    if (active) {
+        return run_id(s, Q_TASK_RELEASE, task_id, "release task", e);
+    }
+    return task_set(s, task_id, "cancelled", NULL, 0, e);
+}
+
 rs_err store_attempt_report(store *s, const store_report *r, int64_t now_ms,
                             int64_t base_backoff_ms, bool *accepted, rs_error *e)
 {
@@ -2465,10 +2495,23 @@ rs_err store_attempt_report(store *s, const store_report *r, int64_t now_ms,
         } else {
             snprintf(err, sizeof err, "exit code %d", r->exit_code);
         }
-        rc = attempt_finish(s, r->attempt_id, a.cancel_requested ? "cancelled" : "failed", now_ms,
-                            &r->exit_code, &r->signal, err, e);
-        if (rc == RS_OK) {
-            rc = task_fail(s, a.task_id, err, now_ms, base_backoff_ms, e);
+        if (a.yield_requested) {
+            /* Its window closed: whatever the exit (yielded at a checkpoint,
+             * or killed after the grace), the task waits for the next window
+             * without spending an attempt. */
+            char yerr[600];
+            snprintf(yerr, sizeof yerr, "yielded at the end of its window (%s)", err);
+            rc = attempt_finish(s, r->attempt_id, "released", now_ms, &r->exit_code, &r->signal,
+                                yerr, e);
+            if (rc == RS_OK) {
+                rc = task_release_live(s, a.task_id, e);
+            }
+        } else {
+            rc = attempt_finish(s, r->attempt_id, a.cancel_requested ? "cancelled" : "failed",
+                                now_ms, &r->exit_code, &r->signal, err, e);
+            if (rc == RS_OK) {
+                rc = task_fail(s, a.task_id, err, now_ms, base_backoff_ms, e);
+            }
         }
     }
     if (rc == RS_OK) {

@@ -86,6 +86,7 @@ typedef struct store_job_spec {
     const char *pool;             /* NULL or "" = any worker */
     uint64_t min_memory_mb;       /* worker device memory needed, 0 = any */
     const char *tenant;           /* owner of a project this submit creates; NULL = farm-wide */
+    const char *run_window;       /* NULL = none; else cron_window_to_json text (closed) */
 } store_job_spec;
 
 /*
@@ -300,6 +301,21 @@ rs_err store_worker_drain(store *s, int64_t worker_id, bool drained, rs_error *e
  *  "run_time": {...}}. bounds_s: histogram bucket bounds in seconds. */
 rs_err store_metrics(store *s, int64_t now_ms, const double *bounds_s, size_t nbounds,
                      cJSON **out, rs_error *e);
+
+/* ---- training windows (store_ops.c) -------------------------------------- */
+
+/* Queued/running jobs with a window: [{"id": n, "window": {...stored object}}]. */
+rs_err store_windowed_jobs(store *s, cJSON **out_array, rs_error *e);
+
+/*
+ * Stores a job's window text (with its "open" flag; the lease query skips
+ * tasks of a job whose window is not open). Closing also asks the job's
+ * live attempts to yield (attempt.cancel_requested = 2): their report puts
+ * the task back to queued without counting an attempt. *nyield = attempts
+ * asked (may be NULL).
+ */
+rs_err store_job_window_set(store *s, int64_t job_id, const char *window_json, bool open,
+                            int *nyield, rs_error *e);
 
 /* ---- schedules ----------------------------------------------------------- */
 

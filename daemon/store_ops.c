@@ -462,6 +462,90 @@ static rs_err histogram(store *s, const char *sql, const double *bounds, size_t 
     return rc;
 }
 
+/* One "step N/M loss X ..." progress line (tasks/removal/run.c): the first
+ * 256 bytes only, and nothing is trusted beyond the numbers it yields. */
+static bool step_line(const char *text, double *step, double *loss)
+{
+    char head[257];
+    snprintf(head, sizeof head, "%s", text != NULL ? text : "");
+    long n = 0;
+    long m = 0;
+    double l = 0;
+    if (sscanf(head, "step %ld/%ld loss %lf", &n, &m, &l) != 3 || n < 0 || l != l) {
+        return false;
+    }
+    *step = (double)n;
+    *loss = l;
+    return true;
+}
+
+/*
+ * Training figures of each running attempt, from its last two step lines in
+ * the log: [{"job", "task", "kind", "steps_per_second", "last_loss"}]. The
+ * lines' times are the daemon's receipt times (at most 4 a second).
+ */
+static rs_err training_metrics(store *s, cJSON *arr, rs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *lg = NULL;
+    if (arr == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "metrics: out of memory");
+    }
+    rs_err rc = prep(s,
+                     "SELECT a.id, t.job_id, t.idx, t.kind FROM attempt a "
+                     "JOIN task t ON t.id = a.task_id WHERE a.state = 'running' ORDER BY a.id",
+                     &st, e);
+    if (rc == RS_OK) {
+        rc = prep(s,
+                  "SELECT t, text FROM attempt_log WHERE attempt_id = ?1 "
+                  "AND text LIKE 'step %/% loss %' ORDER BY id DESC LIMIT 2",
+                  &lg, e);
+    }
+    while (rc == RS_OK) {
+        int rv = sqlite3_step(st);
+        if (rv == SQLITE_DONE) {
+            break;
+        }
+        if (rv != SQLITE_ROW) {
+            rc = store_int_dberr(s, e, "metrics training");
+            break;
+        }
+        sqlite3_reset(lg);
+        sqlite3_bind_int64(lg, 1, sqlite3_column_int64(st, 0));
+        double step[2] = {0, 0};
+        double loss[2] = {0, 0};
+        int64_t t[2] = {0, 0};
+        int n = 0;
+        while (n < 2 && sqlite3_step(lg) == SQLITE_ROW) {
+            if (step_line(col(lg, 1), &step[n], &loss[n])) {
+                t[n] = sqlite3_column_int64(lg, 0);
+                n++;
+            }
+        }
+        if (n == 0) {
+            continue; /* not a training task, or no step yet */
+        }
+        double rate = 0;
+        if (n == 2 && t[0] > t[1] && step[0] > step[1]) {
+            rate = (step[0] - step[1]) * 1000.0 / (double)(t[0] - t[1]);
+        }
+        cJSON *o = cJSON_CreateObject();
+        if (o == NULL) {
+            rc = rs_error_set(e, RS_ENOMEM, "metrics: out of memory");
+            break;
+        }
+        cJSON_AddNumberToObject(o, "job", (double)sqlite3_column_int64(st, 1));
+        cJSON_AddNumberToObject(o, "task", (double)sqlite3_column_int64(st, 2));
+        cJSON_AddStringToObject(o, "kind", col(st, 3) != NULL ? col(st, 3) : "");
+        cJSON_AddNumberToObject(o, "steps_per_second", rate);
+        cJSON_AddNumberToObject(o, "last_loss", loss[0]);
+        cJSON_AddItemToArray(arr, o);
+    }
+    sqlite3_finalize(st);
+    sqlite3_finalize(lg);
+    return rc;
+}
+
 rs_err store_metrics(store *s, int64_t now_ms, const double *bounds_s, size_t nbounds, cJSON **out,
                      rs_error *e)
 {
@@ -520,6 +604,9 @@ rs_err store_metrics(store *s, int64_t now_ms, const double *bounds_s, size_t nb
                        "SELECT (finished_at - started_at) / 1000.0 FROM attempt "
                        "WHERE finished_at IS NOT NULL AND state IN ('succeeded', 'failed')",
                        bounds_s, nbounds, cJSON_AddObjectToObject(o, "run_time"), e);
+    }
+    if (rc == RS_OK) {
+        rc = training_metrics(s, cJSON_AddArrayToObject(o, "training"), e);
     }
 out:
     if (rc != RS_OK) {
@@ -742,4 +829,80 @@ out:
         remove(dest);
     }
     return rc;
+}
+
+/* ---- training windows ------------------------------------------------------ */
+
+rs_err store_windowed_jobs(store *s, cJSON **out_array, rs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    cJSON *arr = cJSON_CreateArray();
+    if (arr == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "windows: out of memory");
+    }
+    rs_err rc = prep(s,
+                     "SELECT id, run_window FROM job WHERE run_window IS NOT NULL "
+                     "AND state IN ('queued', 'running') ORDER BY id",
+                     &st, e);
+    while (rc == RS_OK) {
+        int rv = sqlite3_step(st);
+        if (rv == SQLITE_DONE) {
+            break;
+        }
+        if (rv != SQLITE_ROW) {
+            rc = store_int_dberr(s, e, "windowed jobs");
+            break;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON *w = cJSON_Parse(col(st, 1) != NULL ? col(st, 1) : "");
+        if (o == NULL || w == NULL) {
+            /* A window the daemon wrote always parses; skip a damaged one. */
+            cJSON_Delete(o);
+            cJSON_Delete(w);
+            continue;
+        }
+        cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+        cJSON_AddItemToObject(o, "window", w);
+        cJSON_AddItemToArray(arr, o);
+    }
+    sqlite3_finalize(st);
+    if (rc != RS_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    *out_array = arr;
+    return RS_OK;
+}
+
+rs_err store_job_window_set(store *s, int64_t job_id, const char *window_json, bool open,
+                            int *nyield, rs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    if (nyield != NULL) {
+        *nyield = 0;
+    }
+    rs_err rc = store_int_begin(s, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    rc = prep(s, "UPDATE job SET run_window = ?2 WHERE id = ?1 AND run_window IS NOT NULL", &st, e);
+    if (rc == RS_OK) {
+        sqlite3_bind_int64(st, 1, job_id);
+        sqlite3_bind_text(st, 2, window_json, -1, SQLITE_TRANSIENT);
+        rc = run_done(s, st, "set window", e);
+    }
+    if (rc == RS_OK && !open) {
+        rc = prep(s,
+                  "UPDATE attempt SET cancel_requested = 2 WHERE state IN ('leased', 'running') "
+                  "AND cancel_requested = 0 AND task_id IN (SELECT id FROM task WHERE job_id = ?1)",
+                  &st, e);
+        if (rc == RS_OK) {
+            sqlite3_bind_int64(st, 1, job_id);
+            rc = run_done(s, st, "yield attempts", e);
+        }
+        if (rc == RS_OK && nyield != NULL) {
+            *nyield = sqlite3_changes(store_int_db(s));
+        }
+    }
+    return store_int_end(s, rc, e);
 }

@@ -44,7 +44,14 @@ typedef struct task_io {
     /* frac in 0..1; msg may be NULL */
     void (*progress)(void *ud, double frac, const char *msg);
     void (*log)(void *ud, const char *line);
+    /* NULL, or true once the worker asked the run to yield (its training
+     * window closed): a kind with .yields checkpoints, then returns
+     * RS_ECANCELED; the child exits TASK_EXIT_YIELDED (docs/PROTOCOL.md). */
+    bool (*should_yield)(void *ud);
 } task_io;
+
+/* Exit status of a task child that yielded at a checkpoint (EX_TEMPFAIL). */
+#define TASK_EXIT_YIELDED 75
 
 typedef struct task_kind {
     const char *name;
@@ -61,6 +68,9 @@ typedef struct task_kind {
      * params.performers (array of names) and needs a valid consent for each,
      * checked at submit and again at dispatch. */
     unsigned (*likeness)(const cJSON *params);
+    /* Polls io->should_yield and checkpoints: the child then catches SIGTERM
+     * as a request to yield instead of dying at once. */
+    bool yields;
 } task_kind;
 
 /* Likeness bits (same values as ledger.h's LEDGER_LIKENESS_*). */

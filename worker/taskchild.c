@@ -5,11 +5,30 @@
  */
 #include "taskchild.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
 #include "task.h"
+
+/*
+ * Set by SIGTERM in a child whose kind yields (training windows): the one
+ * piece of process state a signal handler may touch, so file scope.
+ */
+static volatile sig_atomic_t yield_asked;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    yield_asked = 1;
+}
+
+static bool io_should_yield(void *ud)
+{
+    (void)ud;
+    return yield_asked != 0;
+}
 
 /* Protocol lines are one per line: turn embedded newlines into spaces. */
 static void put_line(FILE *out, const char *prefix, const char *text)
@@ -128,7 +147,24 @@ int taskchild_run(const char *kind_name, FILE *in, FILE *out)
         goto out;
     }
     task_io io = {.ud = out, .progress = io_progress, .log = io_log};
-    if (kind->run(params, &io, &result, &err) != RS_OK) {
+    if (kind->yields) {
+        /* SIGTERM becomes "checkpoint and yield"; the worker still sends
+         * SIGKILL if that takes longer than its grace. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigterm;
+        sa.sa_flags = SA_RESTART; /* protocol writes must not fail with EINTR */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        io.should_yield = io_should_yield;
+    }
+    rs_err run_rc = kind->run(params, &io, &result, &err);
+    if (run_rc == RS_ECANCELED && yield_asked != 0) {
+        put_line(out, "yield ", rs_error_text(&err));
+        status = TASK_EXIT_YIELDED;
+        goto done;
+    }
+    if (run_rc != RS_OK) {
         goto out;
     }
     if (result == NULL) {
@@ -149,6 +185,7 @@ out:
         put_line(out, "log ", rs_error_text(&err));
         status = failure_status(kind_name, params);
     }
+done:
     free(result_text);
     cJSON_Delete(result);
     cJSON_Delete(params);

@@ -703,6 +703,7 @@ const task_kind task_kind_removal_train = {
     .run = train_run,
     .finalize = train_finalize,
     .likeness = NULL,
+    .yields = true,
 };
 
 /* ---- removal_infer ------------------------------------------------------ */

@@ -512,12 +512,19 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
             snprintf(msg, sizeof msg, "step %ld/%ld loss %.5f eta %.0fs", done, steps, loss, eta);
             io->progress(io->ud, (double)done / (double)steps, msg);
         }
-        if (done % ckpt_every == 0 || done == steps) {
+        /* Asked to yield (window end): checkpoint now, the retry resumes here. */
+        bool yield =
+            io != NULL && io->should_yield != NULL && io->should_yield(io->ud) && done < steps;
+        if (done % ckpt_every == 0 || done == steps || yield) {
             lin.steps = done;
             lin.loss = loss;
             rc = unet_save(u, ckpt, &lin, true, e);
             if (rc == RS_OK) {
                 removal_logf(io, "checkpoint step %ld loss %.5f -> %s", done, loss, ckpt);
+            }
+            if (rc == RS_OK && yield) {
+                removal_logf(io, "yielded at step %ld", done);
+                rc = rs_error_set(e, RS_ECANCELED, "yielded at step %ld", done);
             }
             if (rc == RS_OK && done == stop_at) {
                 rc = rs_error_set(e, RS_ECANCELED, "stopped at step %ld (%s)", done,

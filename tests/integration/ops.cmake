@@ -14,3 +14,7 @@ rs_script_test(ops_limits LABELS "ops;integration"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ops_limits_test.sh TIMEOUT 180)
 rs_script_test(ops_tls LABELS "ops;integration"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ops_tls_test.sh TIMEOUT 120)
+if(TARGET rs_removal)
+  rs_script_test(ops_window LABELS "ops;integration"
+    COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ops_window_test.sh TIMEOUT 420)
+endif()
