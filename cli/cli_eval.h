@@ -1,6 +1,8 @@
 /*
- * cli_eval.h: `rushes eval removal ...` (cli/eval.c). Runs locally, no
- * server: scores removal methods inside the mask against truth frames.
+ * cli_eval.h: `rushes eval removal ...` (cli/eval.c). Scores removal
+ * methods inside the mask against truth frames, locally; only --method
+ * rushes talks to a server (--server, RUSHES_TOKEN) to run the trained
+ * model through the queue (frames written under --media-root).
  */
 #ifndef RS_CLI_EVAL_H
 #define RS_CLI_EVAL_H

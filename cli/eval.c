@@ -13,10 +13,14 @@
  *                /usr/bin/python3 bench/removal_baselines.py (python3-opencv)
  * and prints in-mask PSNR, SSIM, flicker (metrics.h) and seconds for each.
  * Inputs are quantised to 8 bits first (what the baselines read), so every
- * method sees the same pixels. --method rushes is the hook for the full
- * train + infer path through the queue. With RUSHES_EVAL_DUMP=FILE set,
- * every hole pixel's stage 1 confidence, propagated RGB, spatial RGB and
- * truth RGB go to FILE as 10 native floats (for calibrating stage 2).
+ * method sees the same pixels. --method rushes adds the full path: the
+ * wired frames and masks go into a fresh folder under --media-root (a media
+ * root of the running rushesd named by --server), a removal_train job and a
+ * removal_infer job depending on it are submitted exactly as `rushes submit
+ * removal` does, and the infer outputs are scored like every other row.
+ * With RUSHES_EVAL_DUMP=FILE set, every hole pixel's stage 1 confidence,
+ * propagated RGB, spatial RGB and truth RGB go to FILE as 10 native floats
+ * (for calibrating stage 2).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,6 +34,7 @@
 
 #include "cli_eval.h"
 #include "clock.h"
+#include "output.h"
 #include "fill.h"
 #include "fs.h"
 #include "frame.h"
@@ -45,10 +50,12 @@
 #define EVAL_CHUNK 8
 
 const cli_opt_spec cli_eval_opts[] = {
-    {"frames", CLI_OPT_VALUE},     {"masks", CLI_OPT_VALUE},      {"truth", CLI_OPT_VALUE},
-    {"synth-wires", CLI_OPT_VALUE}, {"range", CLI_OPT_VALUE},     {"max-frames", CLI_OPT_VALUE},
-    {"threads", CLI_OPT_VALUE},    {"method", CLI_OPT_VALUE},     {"no-baselines", CLI_OPT_FLAG},
-    {"python", CLI_OPT_VALUE},     {"out", CLI_OPT_VALUE},        {NULL, CLI_OPT_FLAG},
+    {"frames", CLI_OPT_VALUE},      {"masks", CLI_OPT_VALUE},  {"truth", CLI_OPT_VALUE},
+    {"synth-wires", CLI_OPT_VALUE}, {"range", CLI_OPT_VALUE},  {"max-frames", CLI_OPT_VALUE},
+    {"threads", CLI_OPT_VALUE},     {"method", CLI_OPT_VALUE}, {"no-baselines", CLI_OPT_FLAG},
+    {"python", CLI_OPT_VALUE},      {"out", CLI_OPT_VALUE},    {"media-root", CLI_OPT_VALUE},
+    {"steps", CLI_OPT_VALUE},       {"config", CLI_OPT_VALUE}, {"project", CLI_OPT_VALUE},
+    {"keep", CLI_OPT_FLAG},         {NULL, CLI_OPT_FLAG},
 };
 
 typedef struct clip {
@@ -67,9 +74,28 @@ typedef struct score {
     double seconds;
     int ran;
     char note[256];
+    double train_s; /* rushes only: submit to train job finished */
+    double infer_s;
+    int64_t steps;
+    int64_t model_id;
 } score;
 
-enum { M_STAGE1, M_PROP, M_SPATIAL, M_MEDIAN, M_TELEA, M_NS, M_COUNT };
+enum { M_STAGE1, M_PROP, M_SPATIAL, M_MEDIAN, M_TELEA, M_NS, M_RUSHES, M_COUNT };
+
+/* Print order: the model first, so its row sits above what it must beat. */
+static const int print_order[M_COUNT] = {M_RUSHES, M_STAGE1, M_PROP, M_SPATIAL,
+                                         M_MEDIAN, M_TELEA,  M_NS};
+
+/* What --method rushes asks of the farm. */
+typedef struct rushes_req {
+    const char *media_root;
+    const char *project;
+    const cJSON *config; /* NULL: the task's defaults */
+    int64_t steps;
+    uint32_t range;
+    int keep;           /* keep the folder under the media root */
+    uint64_t wire_seed; /* the eval's --synth-wires seed */
+} rushes_req;
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -176,8 +202,8 @@ static float sample_norm(const media_frame *f, size_t i)
 /* Reads dir/name as RGB float (grey replicated, alpha dropped) or, with
    as_mask, as a 0/255 mask from its first channel. A size of 0 x 0 takes the
    frame's size; otherwise the size must match. */
-static rs_err load_image(const char *dir, const char *name, int as_mask, uint32_t *w,
-                         uint32_t *h, void **out, rs_error *e)
+static rs_err load_image(const char *dir, const char *name, int as_mask, uint32_t *w, uint32_t *h,
+                         void **out, rs_error *e)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -276,8 +302,8 @@ static rs_err clip_load(const cli_args *a, uint32_t max_frames, int synth, uint6
             goto out;
         }
         if (mn < n || tn < n) {
-            rc = rs_error_set(e, RS_EINVAL, "%u frames but %u masks and %u truth frames", n, mn,
-                              tn);
+            rc =
+                rs_error_set(e, RS_EINVAL, "%u frames but %u masks and %u truth frames", n, mn, tn);
             goto out;
         }
     }
@@ -553,9 +579,9 @@ static rs_err run_stage1(const clip *c, uint32_t range, uint32_t threads, const 
                 }
             }
             for (int m = 0; m < 4; m++) {
-                removal_metrics_add(&sc[m].m, res[m], c->truth[t], c->mask[t],
-                                    t ? prev[m] : NULL, t ? c->truth[t - 1] : NULL,
-                                    t ? c->mask[t - 1] : NULL, c->w, c->h);
+                removal_metrics_add(&sc[m].m, res[m], c->truth[t], c->mask[t], t ? prev[m] : NULL,
+                                    t ? c->truth[t - 1] : NULL, t ? c->mask[t - 1] : NULL, c->w,
+                                    c->h);
                 memcpy(prev[m], res[m], fb);
             }
             if (outdir) {
@@ -651,8 +677,9 @@ static rs_err run_baselines(const clip *c, const char *python, score *sc, rs_err
         }
     }
     /* Paths are ours (mkdtemp) or the build's; quote them anyway. */
-    snprintf(cmd, sizeof cmd, "'%s' '%s/removal_baselines.py' --frames '%s' --masks '%s' --out '%s'",
-             python, RUSHES_BENCH_DIR, fdir, mdir, tmp);
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s/removal_baselines.py' --frames '%s' --masks '%s' --out '%s'", python,
+             RUSHES_BENCH_DIR, fdir, mdir, tmp);
     p = popen(cmd, "r");
     if (!p) {
         rc = rs_error_set(e, RS_EIO, "eval: cannot run %s", cmd);
@@ -711,6 +738,198 @@ out:
     return rc;
 }
 
+/* POSTs one job body; *id is the new job's id. */
+static rs_err post_job(const cli_ctx *c, const cJSON *body, int64_t *id, rs_error *e)
+{
+    char *text = cJSON_PrintUnformatted(body);
+    if (!text) {
+        return rs_error_set(e, RS_ENOMEM, "eval: no memory for a job body");
+    }
+    cJSON *doc = NULL;
+    rs_err rc = cli_api_call(c, "POST", "/api/v1/jobs", NULL, 0, text, &doc, NULL, e);
+    free(text);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    *id = (int64_t)cli_json_num(cJSON_GetObjectItemCaseSensitive(doc, "job"), "id", 0);
+    cJSON_Delete(doc);
+    if (*id <= 0) {
+        return rs_error_set(e, RS_EPROTO, "eval: the reply to POST /api/v1/jobs has no job id");
+    }
+    return RS_OK;
+}
+
+static int job_finished(const char *st)
+{
+    return st && (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0 ||
+                  strcmp(st, "cancelled") == 0);
+}
+
+/* Polls job id until it is finished; *job is its last object (caller
+   deletes). A job that did not succeed is an error naming its state. */
+static rs_err wait_job(const cli_ctx *c, int64_t id, cJSON **job, rs_error *e)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/jobs/%lld", (long long)id);
+    for (;;) {
+        cJSON *doc = NULL;
+        rs_err rc = cli_api_call(c, "GET", path, NULL, 0, NULL, &doc, NULL, e);
+        if (rc != RS_OK) {
+            return rc;
+        }
+        cJSON *j = cJSON_DetachItemFromObjectCaseSensitive(doc, "job");
+        cJSON_Delete(doc);
+        const char *st = cli_json_str(j, "state");
+        if (job_finished(st)) {
+            if (strcmp(st, "succeeded") != 0) {
+                const char *msg = cli_json_str(j, "error");
+                rc = rs_error_set(e, RS_EIO, "eval: job %lld %s%s%s", (long long)id, st,
+                                  msg ? ": " : "", msg ? msg : "");
+                cJSON_Delete(j);
+                return rc;
+            }
+            *job = j;
+            return RS_OK;
+        }
+        cJSON_Delete(j);
+        usleep(500 * 1000);
+    }
+}
+
+/* The full path through the queue: writes the (wired, 8-bit) frames and
+   masks under the media root, submits removal_train + removal_infer like
+   `rushes submit removal`, waits, and scores the infer job's outputs. */
+static rs_err run_rushes(const cli_ctx *c, const clip *cl, const rushes_req *rq, score *sc,
+                         rs_error *e)
+{
+    char tmpl[4096];
+    snprintf(tmpl, sizeof tmpl, "%s/eval-removal-XXXXXX", rq->media_root);
+    char *root = mkdtemp(tmpl);
+    if (!root) {
+        return rs_error_set(e, RS_EIO, "eval: mkdtemp under --media-root %s: %s", rq->media_root,
+                            strerror(errno));
+    }
+    char fdir[4200];
+    char mdir[4200];
+    char odir[4200];
+    snprintf(fdir, sizeof fdir, "%s/frames", root);
+    snprintf(mdir, sizeof mdir, "%s/masks", root);
+    snprintf(odir, sizeof odir, "%s/out", root);
+    rs_err rc = RS_OK;
+    cJSON *train = NULL;
+    cJSON *tjob = NULL;
+    cJSON *ijob = NULL;
+    float *prev = NULL;
+    if (mkdir(fdir, 0755) != 0 || mkdir(mdir, 0755) != 0) {
+        rc = rs_error_set(e, RS_EIO, "eval: mkdir %s: %s", fdir, strerror(errno));
+        goto out;
+    }
+    for (uint32_t t = 0; t < cl->n; t++) {
+        char name[64];
+        snprintf(name, sizeof name, "f.%06u.png", t);
+        rc = write_png(fdir, name, cl->rgb[t], NULL, cl->w, cl->h, e);
+        if (rc == RS_OK) {
+            snprintf(name, sizeof name, "m.%06u.png", t);
+            rc = write_png(mdir, name, NULL, cl->mask[t], cl->w, cl->h, e);
+        }
+        if (rc != RS_OK) {
+            goto out;
+        }
+    }
+    train = cJSON_CreateObject();
+    cJSON *tp = cJSON_AddObjectToObject(train, "params");
+    if (!train || !tp) {
+        rc = rs_error_set(e, RS_ENOMEM, "eval: no memory for the job bodies");
+        goto out;
+    }
+    cJSON_AddStringToObject(train, "project", rq->project);
+    cJSON_AddStringToObject(train, "kind", "removal_train");
+    cJSON_AddStringToObject(tp, "frames", fdir);
+    cJSON_AddStringToObject(tp, "masks", mdir);
+    cJSON_AddNumberToObject(tp, "range", rq->range);
+    cJSON *cfg = rq->config ? cJSON_Duplicate(rq->config, true) : cJSON_CreateObject();
+    if (cfg && !cJSON_GetObjectItemCaseSensitive(cfg, "seed")) {
+        /* Training draws its own wires; with the eval's seed they would lie
+           exactly under the eval's wires, so no known pixel could be used. */
+        cJSON_AddNumberToObject(cfg, "seed", (double)((rq->wire_seed + 7919) % 2147483647u));
+    }
+    cJSON_AddItemToObject(tp, "config", cfg);
+    cJSON *infer = cJSON_Duplicate(train, true);
+    if (!infer) {
+        rc = rs_error_set(e, RS_ENOMEM, "eval: no memory for the job bodies");
+        goto out;
+    }
+    if (rq->steps > 0) {
+        cJSON_AddNumberToObject(tp, "steps", (double)rq->steps);
+    }
+    int64_t tid = 0;
+    int64_t iid = 0;
+    int64_t t0 = rs_clock_mono_ms();
+    rc = post_job(c, train, &tid, e);
+    if (rc == RS_OK) {
+        cJSON *ip = cJSON_GetObjectItemCaseSensitive(infer, "params");
+        cJSON_ReplaceItemInObjectCaseSensitive(infer, "kind", cJSON_CreateString("removal_infer"));
+        cJSON_AddStringToObject(ip, "output", odir);
+        cJSON_AddNumberToObject(ip, "train_job", (double)tid);
+        cJSON *deps = cJSON_AddArrayToObject(infer, "depends_on");
+        cJSON_AddItemToArray(deps, cJSON_CreateNumber((double)tid));
+        rc = post_job(c, infer, &iid, e);
+    }
+    cJSON_Delete(infer);
+    if (rc == RS_OK) {
+        rc = wait_job(c, tid, &tjob, e);
+    }
+    int64_t t1 = rs_clock_mono_ms();
+    if (rc == RS_OK) {
+        rc = wait_job(c, iid, &ijob, e);
+    }
+    int64_t t2 = rs_clock_mono_ms();
+    if (rc != RS_OK) {
+        goto out;
+    }
+    const cJSON *model =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tjob, "result"), "model");
+    sc->steps = (int64_t)cli_json_num(model, "steps", 0);
+    sc->model_id =
+        (int64_t)cli_json_num(cJSON_GetObjectItemCaseSensitive(tjob, "result"), "model_id", 0);
+    sc->train_s = (double)(t1 - t0) / 1000.0;
+    sc->infer_s = (double)(t2 - t1) / 1000.0;
+    sc->seconds = (double)(t2 - t0) / 1000.0;
+    const char *out_dir = cli_json_str(cJSON_GetObjectItemCaseSensitive(ijob, "result"), "output");
+    if (!out_dir) {
+        out_dir = odir;
+    }
+    for (uint32_t t = 0; t < cl->n; t++) {
+        char name[64];
+        snprintf(name, sizeof name, "f.%06u.png", t);
+        uint32_t w = cl->w;
+        uint32_t h = cl->h;
+        void *img = NULL;
+        rc = load_image(out_dir, name, 0, &w, &h, &img, e);
+        if (rc != RS_OK) {
+            goto out;
+        }
+        removal_metrics_add(&sc->m, img, cl->truth[t], cl->mask[t], t ? prev : NULL,
+                            t ? cl->truth[t - 1] : NULL, t ? cl->mask[t - 1] : NULL, cl->w, cl->h);
+        free(prev);
+        prev = img;
+    }
+    sc->ran = 1;
+    snprintf(sc->note, sizeof sc->note,
+             "train job %lld (%lld steps, %.1f s) + infer job %lld (%.1f s), model %lld",
+             (long long)tid, (long long)sc->steps, sc->train_s, (long long)iid, sc->infer_s,
+             (long long)sc->model_id);
+out:
+    free(prev);
+    cJSON_Delete(train);
+    cJSON_Delete(tjob);
+    cJSON_Delete(ijob);
+    if (!rq->keep) {
+        rm_tree(root);
+    }
+    return rc;
+}
+
 static void print_results(const cli_ctx *c, const cli_args *a, const clip *cl, int synth,
                           uint64_t seed, uint32_t range, const score *sc)
 {
@@ -735,7 +954,8 @@ static void print_results(const cli_ctx *c, const cli_args *a, const clip *cl, i
             cJSON_AddNumberToObject(j, "synth_wires_seed", (double)seed);
         }
         cJSON *ms = cJSON_AddArrayToObject(j, "methods");
-        for (int m = 0; m < M_COUNT; m++) {
+        for (int pi = 0; pi < M_COUNT; pi++) {
+            int m = print_order[pi];
             if (!sc[m].ran) {
                 continue;
             }
@@ -754,6 +974,12 @@ static void print_results(const cli_ctx *c, const cli_args *a, const clip *cl, i
             if (sc[m].note[0]) {
                 cJSON_AddStringToObject(o, "note", sc[m].note);
             }
+            if (m == M_RUSHES) {
+                cJSON_AddNumberToObject(o, "train_seconds", sc[m].train_s);
+                cJSON_AddNumberToObject(o, "infer_seconds", sc[m].infer_s);
+                cJSON_AddNumberToObject(o, "steps", (double)sc[m].steps);
+                cJSON_AddNumberToObject(o, "model_id", (double)sc[m].model_id);
+            }
             cJSON_AddItemToArray(ms, o);
         }
         char *s = cJSON_PrintUnformatted(j);
@@ -768,13 +994,17 @@ static void print_results(const cli_ctx *c, const cli_args *a, const clip *cl, i
             cli_args_get(a, "frames"), cl->n, cl->w, cl->h, range, frac * 100.0,
             synth ? " (synthetic wires)" : "");
     fprintf(c->out, "%-12s %9s %7s %9s %9s\n", "method", "PSNR dB", "SSIM", "flicker", "time s");
-    for (int m = 0; m < M_COUNT; m++) {
+    for (int pi = 0; pi < M_COUNT; pi++) {
+        int m = print_order[pi];
         if (!sc[m].ran) {
             continue;
         }
         fprintf(c->out, "%-12s %9.2f %7.4f %9.5f %9.2f\n", sc[m].name,
                 removal_metrics_psnr(&sc[m].m), removal_metrics_ssim(&sc[m].m),
                 removal_metrics_flicker(&sc[m].m), sc[m].seconds);
+    }
+    if (sc[M_RUSHES].ran) {
+        fprintf(c->out, "rushes: %s\n", sc[M_RUSHES].note);
     }
 }
 
@@ -783,20 +1013,23 @@ int cli_cmd_eval(cli_ctx *c, const cli_args *a)
     rs_error e;
     rs_error_clear(&e);
     if (a->npos < 1 || strcmp(a->pos[0], "removal") != 0) {
-        fprintf(c->err, "rushes: eval: only 'removal' can be evaluated (see: rushes eval --help)\n");
+        fprintf(c->err,
+                "rushes: eval: only 'removal' can be evaluated (see: rushes eval --help)\n");
         return CLI_EXIT_USAGE;
     }
     const char *method = cli_args_get(a, "method");
-    if (method && strcmp(method, "stage1") != 0) {
-        if (strcmp(method, "rushes") == 0) {
-            /* Hook: the full train + infer path submits removal jobs through
-               the API (tasks/removal/removal.h) and scores their outputs
-               here like any other method; not wired yet. */
-            fprintf(c->err, "rushes: eval: --method rushes (train + infer through the queue) "
-                            "is not wired into eval yet\n");
-            return CLI_EXIT_USAGE;
-        }
+    if (method && strcmp(method, "stage1") != 0 && strcmp(method, "rushes") != 0) {
         fprintf(c->err, "rushes: eval: --method must be stage1 or rushes\n");
+        return CLI_EXIT_USAGE;
+    }
+    int with_rushes = method && strcmp(method, "rushes") == 0;
+    rushes_req rq = {.media_root = cli_args_get(a, "media-root"),
+                     .project = cli_args_get(a, "project") ? cli_args_get(a, "project") : "eval",
+                     .keep = cli_args_has(a, "keep")};
+    cJSON *rq_config = NULL;
+    if (with_rushes && !rq.media_root) {
+        fprintf(c->err, "rushes: eval: --method rushes needs --media-root DIR, a media root of "
+                        "the rushesd at --server (the frames and masks are written there)\n");
         return CLI_EXIT_USAGE;
     }
     const char *sw = cli_args_get(a, "synth-wires");
@@ -829,6 +1062,36 @@ int cli_cmd_eval(cli_ctx *c, const cli_args *a)
         fprintf(c->err, "rushes: eval: %s\n", rs_error_text(&e));
         return CLI_EXIT_USAGE;
     }
+    if (with_rushes) {
+        int64_t steps = 0;
+        const char *sv = cli_args_get(a, "steps");
+        const char *cv = cli_args_get(a, "config");
+        if (sv && cli_parse_int("--steps", sv, 1, 10000000, &steps, &e) != RS_OK) {
+            fprintf(c->err, "rushes: eval: %s\n", rs_error_text(&e));
+            return CLI_EXIT_USAGE;
+        }
+        if (cv) {
+            rq_config = cJSON_Parse(cv);
+            if (!cJSON_IsObject(rq_config)) {
+                cJSON_Delete(rq_config);
+                fprintf(c->err, "rushes: eval: --config must be a JSON object\n");
+                return CLI_EXIT_USAGE;
+            }
+        }
+        rq.steps = steps;
+        rq.range = (uint32_t)range;
+        rq.config = rq_config;
+        rq.wire_seed = (uint64_t)seed;
+        /* Fail before minutes of stage 1 if the farm is not there. */
+        cJSON *h = NULL;
+        if (cli_api_call(c, "GET", "/healthz", NULL, 0, NULL, &h, NULL, &e) != RS_OK) {
+            cJSON_Delete(rq_config);
+            fprintf(c->err, "rushes: eval: --method rushes needs a running rushesd: %s\n",
+                    rs_error_text(&e));
+            return CLI_EXIT_FAIL;
+        }
+        cJSON_Delete(h);
+    }
     const char *outdir = cli_args_get(a, "out");
     if (outdir) {
         char sub[4096];
@@ -842,7 +1105,8 @@ int cli_cmd_eval(cli_ctx *c, const cli_args *a)
     memset(&cl, 0, sizeof cl);
     score sc[M_COUNT];
     memset(sc, 0, sizeof sc);
-    const char *names[M_COUNT] = {"stage1", "stage1-prop", "spatial", "median", "telea", "ns"};
+    const char *names[M_COUNT] = {"stage1", "stage1-prop", "spatial", "median",
+                                  "telea",  "ns",          "rushes"};
     for (int m = 0; m < M_COUNT; m++) {
         sc[m].name = names[m];
     }
@@ -855,6 +1119,9 @@ int cli_cmd_eval(cli_ctx *c, const cli_args *a)
         const char *py = cli_args_get(a, "python");
         rc = run_baselines(&cl, py ? py : "/usr/bin/python3", sc, &e);
     }
+    if (rc == RS_OK && with_rushes) {
+        rc = run_rushes(c, &cl, &rq, &sc[M_RUSHES], &e);
+    }
     if (rc != RS_OK) {
         fprintf(c->err, "rushes: eval: %s\n", rs_error_text(&e));
         rcode = CLI_EXIT_FAIL;
@@ -862,5 +1129,6 @@ int cli_cmd_eval(cli_ctx *c, const cli_args *a)
         print_results(c, a, &cl, synth, (uint64_t)seed, (uint32_t)range, sc);
     }
     clip_free(&cl);
+    cJSON_Delete(rq_config);
     return rcode;
 }
