@@ -19,7 +19,9 @@ farm_fail() {
 farm_free_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 30000))
+    # below Linux's ephemeral range (32768-60999), so an outgoing
+    # connection of a test running beside this one cannot be holding it
+    p=$((10000 + RANDOM % 22000))
     if ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q .; then
       echo "$p"
       return 0
@@ -32,13 +34,18 @@ farm_free_port() {
 farm_init() {
   FARM=$(mktemp -d "/tmp/rushes-$1.XXXXXX")
   mkdir -p "$FARM/media" "$FARM/data" "$FARM/logs"
+  farm_pick_ports
+  trap farm_cleanup EXIT
+}
+
+# farm_pick_ports: API/WRK on two free loopback ports.
+farm_pick_ports() {
   API_PORT=$(farm_free_port)
   WRK_PORT=$(farm_free_port)
   while [ "$WRK_PORT" = "$API_PORT" ]; do WRK_PORT=$(farm_free_port); done
   API="http://127.0.0.1:$API_PORT"
   WRK="tcp://127.0.0.1:$WRK_PORT"
   export RUSHES_SERVER="$API"
-  trap farm_cleanup EXIT
 }
 
 farm_cleanup() {
@@ -96,12 +103,34 @@ farm_start_daemon() {
   else
     auth=(--no-auth)
   fi
-  "$RUSHESD" --data-dir "$FARM/data" --media-root "$FARM/media" \
-    --api-listen "$API" --worker-listen "$WRK" "${auth[@]}" "$@" >"$log" 2>&1 &
-  DAEMON_PID=$!
-  FARM_PIDS+=("$DAEMON_PID")
-  DAEMON_LOG=$log
-  farm_wait_line "$log" "rushesd: listening" 20
+  local try
+  for try in 1 2 3 4 5; do
+    "$RUSHESD" --data-dir "$FARM/data" --media-root "$FARM/media" \
+      --api-listen "$API" --worker-listen "$WRK" "${auth[@]}" "$@" >"$log" 2>&1 &
+    DAEMON_PID=$!
+    FARM_PIDS+=("$DAEMON_PID")
+    DAEMON_LOG=$log
+    local i
+    for i in $(seq 1 400); do
+      if grep -q "rushesd: listening" "$log" 2>/dev/null; then
+        FARM_STARTED=1
+        return 0
+      fi
+      kill -0 "$DAEMON_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    # A port picked as free can be taken by a test running beside this one
+    # before rushesd binds it: on the first start (no worker knows the ports
+    # yet) pick others and try again.
+    if [ -z "${FARM_STARTED:-}" ] && grep -q "Address in use" "$log" 2>/dev/null; then
+      wait "$DAEMON_PID" 2>/dev/null || true
+      farm_pick_ports
+      log="$FARM/logs/rushesd.$(date +%s%N).log"
+      continue
+    fi
+    farm_fail "rushesd did not start: $(tail -n 1 "$log" 2>/dev/null)"
+  done
+  farm_fail "rushesd did not start: no free ports after 5 tries"
 }
 
 # farm_start_worker NAME [extra flags...]; prints nothing, appends pid to
