@@ -2,8 +2,13 @@
  * run.c: the worker side of the removal kinds (removal.h): training the
  * mini-model on synthetic wire holes over known pixels, and inference that
  * changes only pixels inside the feathered real mask. Frames are loaded as
- * interleaved 0..1 floats (propagate.h's layout); the U-Net sees 11 planes:
- * holed frame (3), mask (1), propagated (3), confidence (1), spatial (3).
+ * interleaved 0..1 floats (propagate.h's layout); the U-Net sees 14 planes:
+ * holed frame (3), mask (1), propagated (3), confidence (1), spatial (3),
+ * stage-1 blend (3), and predicts a residual on the blend (final = blend +
+ * output inside the hole). Its head starts at zero, so an untrained model is
+ * stage 1 exactly and training only has to learn propagation's errors. Models
+ * whose lineage config lacks "residual" (older ones) see the first 11 planes
+ * and predict RGB directly.
  */
 #include <limits.h>
 #include <math.h>
@@ -23,7 +28,7 @@
 #include "vk.h"
 #include "wires.h"
 
-#define IN_C 11
+#define IN_C 14 /* the most planes a model sees */
 
 typedef struct clip_data {
     uint32_t w, h, n;
@@ -168,7 +173,7 @@ static rs_err unet_cfg_from(const cJSON *cfg, unet_cfg *u)
     memset(u, 0, sizeof *u);
     u->depth = (int)jnum(cfg, "depth", 3);
     u->base = (int)jnum(cfg, "base", 16);
-    u->in_c = IN_C;
+    u->in_c = jnum(cfg, "residual", 0) != 0 ? IN_C : 11;
     u->out_c = 3;
     u->norm_groups = 0;
     u->act = ENG_ACT_LEAKY;
@@ -179,9 +184,10 @@ static rs_err unet_cfg_from(const cJSON *cfg, unet_cfg *u)
     return RS_OK;
 }
 
-/* The 11 input planes (CHW) of one frame from its stage-1 outputs. */
+/* The input planes (CHW) of one frame from its stage-1 outputs; the blend
+ * planes (11..13) only when blend is not NULL (residual models). */
 static void build_input(const float *rgb, const uint8_t *mask, const float *prop, const float *conf,
-                        const float *spat, size_t np, float *chw)
+                        const float *spat, const float *blend, size_t np, float *chw)
 {
     for (size_t p = 0; p < np; p++) {
         float m = mask[p] >= 128 ? 1.0f : 0.0f;
@@ -189,6 +195,9 @@ static void build_input(const float *rgb, const uint8_t *mask, const float *prop
             chw[c * np + p] = rgb[p * 3 + c] * (1.0f - m);
             chw[(4 + c) * np + p] = prop[p * 3 + c];
             chw[(8 + c) * np + p] = spat[p * 3 + c];
+            if (blend != NULL) {
+                chw[(11 + c) * np + p] = blend[p * 3 + c];
+            }
         }
         chw[3 * np + p] = m;
         chw[7 * np + p] = conf[p];
@@ -196,7 +205,7 @@ static void build_input(const float *rgb, const uint8_t *mask, const float *prop
 }
 
 static rs_err stage1_all(const clip_data *c, const uint8_t *const *holes, uint32_t range,
-                         float **prop, float **conf, float **spat, rs_error *e)
+                         float **prop, float **conf, float **spat, float **blend, rs_error *e)
 {
     removal_clip rc_clip = {
         .width = c->w,
@@ -215,9 +224,32 @@ static rs_err stage1_all(const clip_data *c, const uint8_t *const *holes, uint32
         outs[i].propagated = prop[i];
         outs[i].confidence = conf[i];
         outs[i].spatial = spat[i];
+        outs[i].blend = blend[i];
     }
     rs_err rc = removal_stage1(&rc_clip, &o, outs, e);
     free(outs);
+    return rc;
+}
+
+static rs_err model_cfg(const char *path, unet_cfg *u, rs_error *e);
+
+/* Zeroes the head (last conv's weights and bias): a residual model then
+ * starts as stage 1's blend exactly. */
+static rs_err head_zero(unet *u, rs_error *e)
+{
+    rs_err rc = RS_OK;
+    for (int i = 0; i < unet_param_count(u) && rc == RS_OK; i++) {
+        if (strncmp(unet_param_name(u, i), "head.", 5) != 0) {
+            continue;
+        }
+        eng_tensor *t = unet_param(u, i);
+        float *z = calloc(eng_tensor_count(t), sizeof *z);
+        if (z == NULL) {
+            return rs_error_set(e, RS_ENOMEM, "out of memory");
+        }
+        rc = eng_tensor_write(t, z, e);
+        free(z);
+    }
     return rc;
 }
 
@@ -296,13 +328,26 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
     float **prop = alloc_planes(c.n, np * 3);
     float **spat = alloc_planes(c.n, np * 3);
     float **conf = alloc_planes(c.n, np);
+    float **blend = alloc_planes(c.n, np * 3);
     float *inputs = malloc(np * IN_C * sizeof(float) * c.n);
+    /* New models are residual on the blend; the lineage's config says so. */
+    cJSON *mcfg = cJSON_Duplicate(cfg, true);
+    if (mcfg != NULL && cJSON_GetObjectItemCaseSensitive(mcfg, "residual") == NULL) {
+        /* Fine-tuning keeps the starting model's kind (older ones are direct). */
+        unet_cfg fc = {.in_c = IN_C};
+        const char *from0 = jstr(tp, "from_checkpoint");
+        if (from0 != NULL && model_cfg(from0, &fc, e) != RS_OK) {
+            rs_error_clear(e); /* unet_load below names the problem */
+            fc.in_c = IN_C;
+        }
+        cJSON_AddNumberToObject(mcfg, "residual", fc.in_c == IN_C ? 1 : 0);
+    }
     uint32_t *wire_px = NULL;
     size_t nwire = 0;
     float *bin = NULL, *btg = NULL, *bmk = NULL;
     cJSON *res = NULL;
     if (holes == NULL || wire == NULL || prop == NULL || spat == NULL || conf == NULL ||
-        inputs == NULL) {
+        blend == NULL || inputs == NULL || mcfg == NULL) {
         rc = rs_error_set(e, RS_ENOMEM, "out of memory");
         goto out;
     }
@@ -339,7 +384,7 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
         goto out;
     }
     removal_logf(io, "stage 1 on %u frames %ux%u (range %u)", c.n, c.w, c.h, range);
-    rc = stage1_all(&c, (const uint8_t *const *)holes, range, prop, conf, spat, e);
+    rc = stage1_all(&c, (const uint8_t *const *)holes, range, prop, conf, spat, blend, e);
     if (rc != RS_OK) {
         goto out;
     }
@@ -348,10 +393,14 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
         rc = rs_error_set(e, RS_ENOMEM, "out of memory");
         goto out;
     }
+    unet_cfg ucfg;
+    unet_cfg_from(mcfg, &ucfg);
+    bool residual = ucfg.in_c == IN_C;
+    int in_c = ucfg.in_c;
     size_t k = 0;
     for (uint32_t i = 0; i < c.n; i++) {
-        build_input(c.rgb[i], holes[i], prop[i], conf[i], spat[i], np,
-                    inputs + (size_t)i * np * IN_C);
+        build_input(c.rgb[i], holes[i], prop[i], conf[i], spat[i], residual ? blend[i] : NULL, np,
+                    inputs + (size_t)i * np * (size_t)in_c);
         for (size_t p = 0; p < np; p++) {
             if (wire[i][p] != 0) {
                 wire_px[k * 2] = i;
@@ -361,8 +410,6 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
         }
     }
     /* Network. */
-    unet_cfg ucfg;
-    unet_cfg_from(cfg, &ucfg);
     int mult = 1 << (ucfg.depth - 1);
     int patch = (int)jnum(cfg, "patch", 48);
     int maxp = (int)(c.w < c.h ? c.w : c.h);
@@ -377,6 +424,9 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
     rc = vk_ctx_create(NULL, &ctx, e);
     if (rc == RS_OK) {
         rc = unet_create(ctx, &ucfg, batch, patch, patch, VK_VARIANT_AUTO, &u, e);
+    }
+    if (rc == RS_OK && residual) {
+        rc = head_zero(u, e);
     }
     if (rc != RS_OK) {
         goto out;
@@ -424,11 +474,11 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
     res = cJSON_CreateObject();
     cJSON_AddItemToObject(res, "trained_on", fh);
     cJSON_AddItemToObject(res, "masks", mh);
-    cJSON_AddItemToObject(res, "config", cJSON_Duplicate(cfg, true));
+    cJSON_AddItemToObject(res, "config", cJSON_Duplicate(mcfg, true));
     if (rc != RS_OK) {
         goto out;
     }
-    char *cfg_text = cJSON_PrintUnformatted(cfg);
+    char *cfg_text = cJSON_PrintUnformatted(mcfg);
     const char **clip_hashes = calloc((size_t)n, sizeof *clip_hashes);
     for (int i = 0; clip_hashes != NULL && i < n; i++) {
         clip_hashes[i] = cJSON_GetArrayItem(fh, i)->valuestring;
@@ -453,7 +503,7 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
     const char *stop_env = getenv(REMOVAL_STOP_AT_ENV);
     long stop_at = stop_env != NULL ? strtol(stop_env, NULL, 10) : -1;
     size_t pn = (size_t)patch * patch;
-    bin = malloc((size_t)batch * IN_C * pn * sizeof(float));
+    bin = malloc((size_t)batch * (size_t)in_c * pn * sizeof(float));
     btg = malloc((size_t)batch * 3 * pn * sizeof(float));
     bmk = malloc((size_t)batch * pn * sizeof(float));
     if (bin == NULL || btg == NULL || bmk == NULL || cfg_text == NULL || clip_hashes == NULL) {
@@ -474,16 +524,19 @@ rs_err removal_train_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
             int y0 = py - (int)(splitmix(&rs) % (uint64_t)patch);
             x0 = x0 < 0 ? 0 : x0 > (int)c.w - patch ? (int)c.w - patch : x0;
             y0 = y0 < 0 ? 0 : y0 > (int)c.h - patch ? (int)c.h - patch : y0;
-            const float *fin = inputs + (size_t)fi * np * IN_C;
+            const float *fin = inputs + (size_t)fi * np * (size_t)in_c;
             for (int y = 0; y < patch; y++) {
                 for (int x = 0; x < patch; x++) {
                     size_t sp = (size_t)(y0 + y) * c.w + (size_t)(x0 + x);
                     size_t dp = (size_t)y * patch + (size_t)x;
-                    for (int ch = 0; ch < IN_C; ch++) {
-                        bin[((size_t)b * IN_C + ch) * pn + dp] = fin[(size_t)ch * np + sp];
+                    for (int ch = 0; ch < in_c; ch++) {
+                        bin[((size_t)b * (size_t)in_c + (size_t)ch) * pn + dp] =
+                            fin[(size_t)ch * np + sp];
                     }
+                    /* Residual: |blend + out - truth| = |out - (truth - blend)|. */
                     for (int ch = 0; ch < 3; ch++) {
-                        btg[((size_t)b * 3 + ch) * pn + dp] = c.rgb[fi][sp * 3 + ch];
+                        float base = residual ? blend[fi][sp * 3 + ch] : 0.0f;
+                        btg[((size_t)b * 3 + ch) * pn + dp] = c.rgb[fi][sp * 3 + ch] - base;
                     }
                     bmk[(size_t)b * pn + dp] = wire[fi][sp] != 0 ? 1.0f : 0.0f;
                 }
@@ -579,6 +632,8 @@ out:
     free_planes(prop, c.n);
     free_planes(spat, c.n);
     free_planes(conf, c.n);
+    free_planes(blend, c.n);
+    cJSON_Delete(mcfg);
     for (uint32_t i = 0; i < c.n; i++) {
         free(holes != NULL ? holes[i] : NULL);
         free(wire != NULL ? wire[i] : NULL);
@@ -690,7 +745,9 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
     float *prop = malloc(np * 3 * sizeof(float));
     float *spat = malloc(np * 3 * sizeof(float));
     float *conf = malloc(np * sizeof(float));
+    float *blend = malloc(np * 3 * sizeof(float));
     float *in = malloc(np * IN_C * sizeof(float));
+    bool residual = false;
     float *pred = malloc(np * 3 * sizeof(float));
     float *alpha = malloc(np * sizeof(float));
     cJSON *res = cJSON_CreateObject();
@@ -698,8 +755,8 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
     char model_hash[RS_HASH_HEX_LEN] = "";
     bool any = false;
     int tile_overlap = 0;
-    if (prop == NULL || spat == NULL || conf == NULL || in == NULL || pred == NULL ||
-        alpha == NULL || list == NULL) {
+    if (prop == NULL || spat == NULL || conf == NULL || blend == NULL || in == NULL ||
+        pred == NULL || alpha == NULL || list == NULL) {
         rc = rs_error_set(e, RS_ENOMEM, "out of memory");
         goto out;
     }
@@ -721,6 +778,7 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
         if (rc == RS_OK) {
             rc = model_cfg(model, &ucfg, e);
         }
+        residual = ucfg.in_c == IN_C;
         int mult = 1 << (ucfg.depth - 1);
         int tile = 64;
         int maxp = (int)(c.w < c.h ? c.w : c.h);
@@ -779,12 +837,25 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
             hole = c.mask[k][p] >= 128;
         }
         if (rc == RS_OK && hole) {
-            removal_fill_out fo = {.propagated = prop, .spatial = spat, .confidence = conf};
+            removal_fill_out fo = {
+                .propagated = prop, .spatial = spat, .confidence = conf, .blend = blend};
             rc = removal_stage1_frame(s1, k, &fo, e);
             if (rc == RS_OK) {
-                build_input(c.rgb[k], c.mask[k], prop, conf, spat, np, in);
+                build_input(c.rgb[k], c.mask[k], prop, conf, spat, residual ? blend : NULL, np,
+                            in);
             }
-            if (rc == RS_OK) {
+            if (rc == RS_OK && residual) {
+                rc = unet_infer_tiled(u, in, (int)c.h, (int)c.w, tile_overlap, pred, e);
+                /* The residual applies inside the hole only: the feather ring
+                 * outside it keeps the blend, which is the source there. */
+                for (size_t p = 0; rc == RS_OK && p < np; p++) {
+                    float keep = c.mask[k][p] >= 128 ? 1.0f : 0.0f;
+                    for (int ch = 0; ch < 3; ch++) {
+                        size_t q = (size_t)ch * np + p;
+                        pred[q] = blend[p * 3 + (size_t)ch] + keep * pred[q];
+                    }
+                }
+            } else if (rc == RS_OK) {
                 rc = unet_infer_tiled(u, in, (int)c.h, (int)c.w, tile_overlap, pred, e);
             }
             if (rc == RS_OK) {
@@ -876,6 +947,7 @@ out:
     free(prop);
     free(spat);
     free(conf);
+    free(blend);
     clip_free(&c);
     return rc;
 }

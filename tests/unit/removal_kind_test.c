@@ -261,6 +261,10 @@ Test(removal_kind, train_resume_then_infer_outside_bit_identical, .timeout = 240
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "trained_on")), N);
     cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(r, "masks")), N);
     cr_assert_not_null(cJSON_GetObjectItem(r, "checkpoint_hash"));
+    /* New models are residual on stage 1's blend, and their lineage says so. */
+    const cJSON *rcfg = cJSON_GetObjectItem(r, "config");
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(rcfg, "residual")));
+    cr_assert_eq(cJSON_GetObjectItem(rcfg, "residual")->valuedouble, 1);
     cJSON *results = cJSON_CreateArray();
     cJSON_AddItemToArray(results, r);
     cJSON *jr = NULL, *clips = NULL;
