@@ -772,6 +772,20 @@ static void json_add_json(cJSON *o, const char *name, sqlite3_stmt *st, int col)
     cJSON_AddItemToObject(o, name, json_from_col(st, col));
 }
 
+static cJSON *clip_json(sqlite3_stmt *st)
+{
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddNumberToObject(c, "id", (double)sqlite3_column_int64(st, 0));
+    json_add_text(c, "project", st, 1);
+    json_add_int(c, "job_id", st, 2);
+    json_add_text(c, "name", st, 3);
+    json_add_text(c, "path", st, 4);
+    json_add_text(c, "hash", st, 5);
+    json_add_json(c, "info", st, 6);
+    json_add_time(c, "created_at", st, 7);
+    return c;
+}
+
 static rs_err clip_list(store *s, const char *project, int64_t job_id, const char *tenant,
                         cJSON **out_array, rs_error *e);
 
@@ -958,6 +972,60 @@ rs_err store_job_get(store *s, int64_t job_id, cJSON **out, rs_error *e)
     return job_json(s, job_id, true, out, e);
 }
 
+/* Collects column 0 of every row of a prepared, bound statement. */
+static rs_err collect_ids(store *s, sqlite3_stmt *st, idvec *out, const char *what, rs_error *e)
+{
+    for (;;) {
+        bool row;
+        rs_err rc = q_step(s, st, &row, what, e);
+        if (rc != RS_OK) {
+            return rc;
+        }
+        if (!row) {
+            break;
+        }
+        rc = idvec_push(out, sqlite3_column_int64(st, 0), e);
+        if (rc != RS_OK) {
+            sqlite3_reset(st);
+            return rc;
+        }
+    }
+    sqlite3_reset(st);
+    return RS_OK;
+}
+
+/*
+ * Builds a JSON array from the rows of st (already bound): row_to() turns
+ * the current row into one item. With prepend the order is reversed (a
+ * newest-first query returned oldest first). Resets st; *out only on success.
+ */
+typedef cJSON *(*row_to_json_fn)(sqlite3_stmt *st);
+
+static rs_err collect_json(store *s, sqlite3_stmt *st, const char *what, row_to_json_fn row_to,
+                           bool prepend, cJSON **out, rs_error *e)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (;;) {
+        bool row;
+        rs_err rc = q_step(s, st, &row, what, e);
+        if (rc != RS_OK) {
+            cJSON_Delete(arr);
+            return rc;
+        }
+        if (!row) {
+            break;
+        }
+        if (prepend) {
+            cJSON_InsertItemInArray(arr, 0, row_to(st));
+        } else {
+            cJSON_AddItemToArray(arr, row_to(st));
+        }
+    }
+    sqlite3_reset(st);
+    *out = arr;
+    return RS_OK;
+}
+
 rs_err store_job_list(store *s, const char *state, const char *project, int limit,
                       int64_t before_id, cJSON **out_array, rs_error *e)
 {
@@ -982,22 +1050,10 @@ rs_err store_job_list_tenant(store *s, const char *state, const char *project, c
     sqlite3_bind_int64(st, 3, before_id);
     sqlite3_bind_int(st, 4, limit);
     bind_opt_text(st, 5, tenant);
-    for (;;) {
-        bool row;
-        rc = q_step(s, st, &row, "job list", e);
-        if (rc != RS_OK) {
-            goto out;
-        }
-        if (!row) {
-            break;
-        }
-        rc = idvec_push(&ids, sqlite3_column_int64(st, 0), e);
-        if (rc != RS_OK) {
-            sqlite3_reset(st);
-            goto out;
-        }
+    rc = collect_ids(s, st, &ids, "job list", e);
+    if (rc != RS_OK) {
+        goto out;
     }
-    sqlite3_reset(st);
     arr = cJSON_CreateArray();
     for (size_t i = 0; i < ids.n; i++) {
         cJSON *j = NULL;
@@ -1083,28 +1139,6 @@ static rs_err job_state_get(store *s, int64_t job_id, char *buf, size_t len, int
 static bool state_is_active(const char *state)
 {
     return strcmp(state, "queued") == 0 || strcmp(state, "running") == 0;
-}
-
-/* Collects column 0 of every row of a prepared, bound statement. */
-static rs_err collect_ids(store *s, sqlite3_stmt *st, idvec *out, const char *what, rs_error *e)
-{
-    for (;;) {
-        bool row;
-        rs_err rc = q_step(s, st, &row, what, e);
-        if (rc != RS_OK) {
-            return rc;
-        }
-        if (!row) {
-            break;
-        }
-        rc = idvec_push(out, sqlite3_column_int64(st, 0), e);
-        if (rc != RS_OK) {
-            sqlite3_reset(st);
-            return rc;
-        }
-    }
-    sqlite3_reset(st);
-    return RS_OK;
 }
 
 /*
@@ -1490,6 +1524,16 @@ out:
     return tx_end(s, rc, e);
 }
 
+static cJSON *log_line_json(sqlite3_stmt *st)
+{
+    cJSON *l = cJSON_CreateObject();
+    json_add_time(l, "t", st, 0);
+    cJSON_AddNumberToObject(l, "task", (double)sqlite3_column_int64(st, 1));
+    cJSON_AddNumberToObject(l, "attempt", (double)sqlite3_column_int64(st, 2));
+    json_add_text(l, "text", st, 3);
+    return l;
+}
+
 rs_err store_job_log(store *s, int64_t job_id, int limit, cJSON **out_array, rs_error *e)
 {
     if (limit < 1) {
@@ -1506,28 +1550,8 @@ rs_err store_job_log(store *s, int64_t job_id, int limit, cJSON **out_array, rs_
     }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int(st, 2, limit);
-    cJSON *arr = cJSON_CreateArray();
     /* The newest `limit` lines, returned oldest first. */
-    for (;;) {
-        bool row;
-        rc = q_step(s, st, &row, "job log", e);
-        if (rc != RS_OK) {
-            cJSON_Delete(arr);
-            return rc;
-        }
-        if (!row) {
-            break;
-        }
-        cJSON *l = cJSON_CreateObject();
-        json_add_time(l, "t", st, 0);
-        cJSON_AddNumberToObject(l, "task", (double)sqlite3_column_int64(st, 1));
-        cJSON_AddNumberToObject(l, "attempt", (double)sqlite3_column_int64(st, 2));
-        json_add_text(l, "text", st, 3);
-        cJSON_InsertItemInArray(arr, 0, l);
-    }
-    sqlite3_reset(st);
-    *out_array = arr;
-    return RS_OK;
+    return collect_json(s, st, "job log", log_line_json, true, out_array, e);
 }
 
 rs_err store_jobs_to_finalize(store *s, int limit, cJSON **out_array, rs_error *e)
@@ -1553,6 +1577,11 @@ rs_err store_jobs_to_finalize(store *s, int limit, cJSON **out_array, rs_error *
     return rc;
 }
 
+static cJSON *task_result_json(sqlite3_stmt *st)
+{
+    return json_from_col(st, 0);
+}
+
 rs_err store_job_task_results(store *s, int64_t job_id, cJSON **out_array, rs_error *e)
 {
     char state[16];
@@ -1565,22 +1594,7 @@ rs_err store_job_task_results(store *s, int64_t job_id, cJSON **out_array, rs_er
         return RS_EDB;
     }
     sqlite3_bind_int64(st, 1, job_id);
-    cJSON *arr = cJSON_CreateArray();
-    for (;;) {
-        bool row;
-        rc = q_step(s, st, &row, "task results", e);
-        if (rc != RS_OK) {
-            cJSON_Delete(arr);
-            return rc;
-        }
-        if (!row) {
-            break;
-        }
-        cJSON_AddItemToArray(arr, json_from_col(st, 0));
-    }
-    sqlite3_reset(st);
-    *out_array = arr;
-    return RS_OK;
+    return collect_json(s, st, "task results", task_result_json, false, out_array, e);
 }
 
 /* A job succeeded: dependants waiting only for it become leasable. */
@@ -1723,31 +1737,7 @@ static rs_err clip_list(store *s, const char *project, int64_t job_id, const cha
     bind_opt_text(st, 1, project);
     sqlite3_bind_int64(st, 2, job_id);
     bind_opt_text(st, 3, tenant);
-    cJSON *arr = cJSON_CreateArray();
-    for (;;) {
-        bool row;
-        rs_err rc = q_step(s, st, &row, "clips", e);
-        if (rc != RS_OK) {
-            cJSON_Delete(arr);
-            return rc;
-        }
-        if (!row) {
-            break;
-        }
-        cJSON *c = cJSON_CreateObject();
-        cJSON_AddNumberToObject(c, "id", (double)sqlite3_column_int64(st, 0));
-        json_add_text(c, "project", st, 1);
-        json_add_int(c, "job_id", st, 2);
-        json_add_text(c, "name", st, 3);
-        json_add_text(c, "path", st, 4);
-        json_add_text(c, "hash", st, 5);
-        json_add_json(c, "info", st, 6);
-        json_add_time(c, "created_at", st, 7);
-        cJSON_AddItemToArray(arr, c);
-    }
-    sqlite3_reset(st);
-    *out_array = arr;
-    return RS_OK;
+    return collect_json(s, st, "clips", clip_json, false, out_array, e);
 }
 
 rs_err store_clip_list(store *s, const char *project, int64_t job_id, cJSON **out_array,
