@@ -25,11 +25,13 @@
 #include "fs.h"
 #include "log.h"
 #include "proto.h"
+#include "sock.h"
 #include "store.h"
 
 #define DISPATCH_CTXS 64
 /* When nothing fits, the worker asks again after this long. */
 #define DISPATCH_RETRY_MS 250
+#define DISPATCH_CLOSE_MS 3000 /* bounded: see proto/sock.h */
 
 typedef struct dispatch_ctx {
     dispatch *d;
@@ -602,8 +604,12 @@ void dispatch_stop(dispatch *d)
     }
     d->stopped = true;
     if (d->sock_open) {
-        nng_close(d->sock);
         d->sock_open = false;
+        rs_error e;
+        rs_error_clear(&e);
+        if (proto_sock_close_bounded(d->sock, DISPATCH_CLOSE_MS, &e) != RS_OK) {
+            RS_WARN("dispatch", "worker socket: %s", rs_error_text(&e));
+        }
     }
 }
 

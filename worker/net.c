@@ -17,7 +17,9 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "log.h"
+#include "sock.h"
 
+#define NET_CLOSE_MS 3000 /* bounded: see proto/sock.h */
 #define NET_RESEND_MS 2000 /* REQ resends an unanswered request; reports are idempotent */
 
 typedef enum net_stage {
@@ -338,7 +340,11 @@ void net_destroy(net *n)
     if (n == NULL) {
         return;
     }
-    nng_close(n->sock);
+    rs_error e;
+    rs_error_clear(&e);
+    if (proto_sock_close_bounded(n->sock, NET_CLOSE_MS, &e) != RS_OK) {
+        RS_WARN("net", "%s", rs_error_text(&e));
+    }
     while (n->inflight != NULL) {
         net_req *r = n->inflight;
         nng_aio_stop(r->aio);

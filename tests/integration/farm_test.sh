@@ -83,6 +83,5 @@ job=$(api GET "/api/v1/jobs/$child")
 [ "$(jq -r .job.state <<<"$job")" = failed ] || farm_fail "dependant of a failed job not failed"
 jq -r .job.error <<<"$job" | grep -q "$miss" || farm_fail "dependant's error does not name its parent"
 
-kill -TERM "$DAEMON_PID"
-wait "$DAEMON_PID" || farm_fail "rushesd did not stop cleanly on SIGTERM"
+farm_stop_daemon
 echo "farm: 50 DAG ingest jobs succeeded on $n_workers workers, MHLs valid and verified"

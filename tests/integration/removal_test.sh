@@ -137,6 +137,5 @@ I3=$(api POST /api/v1/jobs "$body" | jq -r .job.id)
 farm_wait_jobs 200 "$I3"
 [ "$(api GET "/api/v1/jobs/$I3" | jq -r .job.state)" = succeeded ] || farm_fail "infer from model failed"
 
-kill -TERM "$DAEMON_PID"
-wait "$DAEMON_PID" || true
+farm_stop_daemon
 echo "removal: train resumed from step $resumed after a kill, model $MODEL registered, $n frames altered, outside pixels identical"

@@ -133,6 +133,28 @@ farm_start_daemon() {
   farm_fail "rushesd did not start: no free ports after 5 tries"
 }
 
+# farm_stop_daemon [SECONDS]: SIGTERM, and rushesd must exit 0 within
+# SECONDS (default 20). A daemon that hangs instead gets its threads'
+# backtraces printed (gdb, when installed) before the test fails, so a hang
+# reads as a failure with evidence, not as ctest's timeout.
+farm_stop_daemon() {
+  local secs=${1:-20} i
+  kill -TERM "$DAEMON_PID" 2>/dev/null || true
+  for i in $(seq 1 $((secs * 20))); do
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$DAEMON_PID" 2>/dev/null; then
+    if command -v gdb >/dev/null; then
+      gdb -p "$DAEMON_PID" -batch -ex "thread apply all bt" 2>/dev/null | grep '^#\|^Thread' >&2 || true
+    fi
+    kill -9 "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+    farm_fail "rushesd did not stop within ${secs}s of SIGTERM"
+  fi
+  wait "$DAEMON_PID" || farm_fail "rushesd exited $? on SIGTERM (expected 0)"
+}
+
 # farm_start_worker NAME [extra flags...]; prints nothing, appends pid to
 # FARM_PIDS and sets LAST_WORKER_PID.
 farm_start_worker() {
@@ -150,7 +172,7 @@ api() {
   local method=$1 path=$2 body=${3:-}
   shift 3 2>/dev/null || shift $#
   local out
-  out=$(curl -s -S -X "$method" -w '\n%{http_code}' -H 'Content-Type: application/json' \
+  out=$(curl -s -S -m "${FARM_HTTP_TIMEOUT:-60}" -X "$method" -w '\n%{http_code}' -H 'Content-Type: application/json' \
     ${body:+--data-binary "$body"} "$@" "$API$path") || return 1
   printf '%s' "${out##*$'\n'}" >"$FARM/http_status"
   printf '%s' "${out%$'\n'*}"
