@@ -84,6 +84,6 @@ for it in $(seq 1 "$ITER"); do
   farm_stop_daemon
 done
 # proto/sock.h: how many stops met nng 1.5.2's close deadlock and left it behind
-stuck=$(grep -l "nng_close did not return" "$FARM"/logs/rushesd.*.log 2>/dev/null | wc -l)
+stuck=$(cat "$FARM"/logs/rushesd.*.log | grep -c "nng_close did not return" || true)
 echo "daemon kill: $ITER iterations, $crashes crashed at their injected point, no job lost or run twice;" \
   "$stuck stop(s) left a stuck nng_close behind"
