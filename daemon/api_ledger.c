@@ -30,6 +30,9 @@
 #include "store.h"
 #include "task.h"
 
+/* How far before a job's submit time the authorisation lookup still looks. */
+#define AUTH_CLOCK_SLACK_MS 60000
+
 static rs_err open_ledger(server *sv, ledger **out, rs_error *e)
 {
     return ledger_open(store_sqlite(server_store(sv)), server_config(sv)->data_dir, out, e);
@@ -120,6 +123,98 @@ bool api_ledger_lease_blocked(server *sv, int64_t job_id, int64_t now_ms)
     return true;
 }
 
+/* ---- authorisation at lease -------------------------------------------- */
+
+static int64_t job_created_at(sqlite3 *db, int64_t job_id)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t t = 0;
+    if (sqlite3_prepare_v2(db, "SELECT created_at FROM job WHERE id = ?", -1, &st, NULL) ==
+        SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, job_id);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            t = sqlite3_column_int64(st, 0);
+        }
+    }
+    sqlite3_finalize(st);
+    /* Clocks may step back a little between submit and the first lease. */
+    return t > AUTH_CLOCK_SLACK_MS ? t - AUTH_CLOCK_SLACK_MS : 0;
+}
+
+bool api_ledger_lease_authorise(server *sv, int64_t job_id, cJSON *task_params, int64_t now_ms)
+{
+    sqlite3 *db = store_sqlite(server_store(sv));
+    sqlite3_stmt *st = NULL;
+    char project[256] = "", kind[128] = "";
+    cJSON *params = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT p.name, j.kind, j.params FROM job j "
+                           "JOIN project p ON p.id = j.project_id WHERE j.id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        RS_ERROR("ledger", "job %" PRId64 ": authorise: %s", job_id, sqlite3_errmsg(db));
+        return false;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(project, sizeof project, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 1));
+        const char *p = (const char *)sqlite3_column_text(st, 2);
+        params = cJSON_Parse(p != NULL ? p : "{}");
+    }
+    sqlite3_finalize(st);
+    const task_kind *k = task_kind_find(kind);
+    if (k == NULL || !k->alters) {
+        cJSON_Delete(params);
+        return true; /* nothing to label: the task runs as before */
+    }
+    if (params == NULL) {
+        params = cJSON_CreateObject();
+    }
+    unsigned likeness = k->likeness != NULL ? k->likeness(params) : 0;
+    ledger *l = NULL;
+    cJSON *consents = NULL;
+    char hash[LEDGER_HEX] = "";
+    rs_error e;
+    rs_error_clear(&e);
+    rs_err rc = open_ledger(sv, &l, &e);
+    if (rc == RS_OK) {
+        rc = ledger_consent_gate(l, project, likeness, params, now_ms, &consents, &e);
+    }
+    if (rc == RS_OK) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(task_params, "model");
+        ledger_authorisation a = {
+            .project = project,
+            .job_id = job_id,
+            .kind = kind,
+            .model = cJSON_IsString(m) ? m->valuestring : "",
+            .params = params,
+            .consents = cJSON_GetArraySize(consents) > 0 ? consents : NULL,
+            .since_ms = job_created_at(db, job_id),
+        };
+        bool created = false;
+        rc = ledger_job_authorise(l, &a, now_ms, hash, &created, &e);
+        if (rc == RS_OK && created) {
+            RS_INFO("ledger", "job %" PRId64 ": alteration authorised, event %.16s", job_id, hash);
+        }
+    }
+    if (rc == RS_OK) {
+        cJSON_DeleteItemFromObjectCaseSensitive(task_params, "ledger");
+        cJSON *lo = cJSON_AddObjectToObject(task_params, "ledger");
+        if (lo == NULL || cJSON_AddStringToObject(lo, "event", hash) == NULL ||
+            cJSON_AddStringToObject(lo, "project", project) == NULL) {
+            rc = rs_error_set(&e, RS_ENOMEM, "out of memory");
+        }
+    }
+    if (rc != RS_OK) {
+        RS_ERROR("ledger", "job %" PRId64 ": cannot authorise its alterations: %s", job_id,
+                 rs_error_text(&e));
+    }
+    cJSON_Delete(consents);
+    cJSON_Delete(params);
+    ledger_close(l);
+    return rc == RS_OK;
+}
+
 /* ---- finalise hook ------------------------------------------------------ */
 
 static const char *body_str(const cJSON *b, const char *k)
@@ -149,6 +244,7 @@ rs_err api_ledger_job_finalized(server *sv, const char *project, int64_t job_id,
             .params = params,
             .result = job_result,
             .clips = clips,
+            .since_ms = job_created_at(store_sqlite(server_store(sv)), job_id),
         };
         rc = ledger_record_job(l, &j, now_ms, e);
     }

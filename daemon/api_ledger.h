@@ -32,6 +32,19 @@ rs_err api_ledger_submit_gate(server *sv, const char *project, const char *kind,
 bool api_ledger_lease_blocked(server *sv, int64_t job_id, int64_t now_ms);
 
 /*
+ * Called after a task of job_id was leased and its task_params parsed (the
+ * lease reply's params, which this may extend). For a kind that alters
+ * footage (task_kind.alters), appends the job's "alteration_authorised"
+ * ledger event once per job (ledger_job_authorise: kind, model, params hash,
+ * performers and the consents the gate uses now) and adds
+ * "ledger": {"event": HASH, "project": P} to task_params, which the kind
+ * writes into its outputs' labels. Other kinds: nothing, true. false (logged)
+ * when the event cannot be appended: the caller hands out no task and the
+ * lease runs out, rather than let unlabelled alterations be made.
+ */
+bool api_ledger_lease_authorise(server *sv, int64_t job_id, cJSON *task_params, int64_t now_ms);
+
+/*
  * Finalise hook (server.c, once per job, in the batch that completes it):
  * records what the job did. An ingest job appends an "ingest" event (root,
  * counts, the MHL's path and SHA-256, every clip's hash). A job whose

@@ -330,6 +330,14 @@ static void apply_lease(server *sv, dispatch_req *r, const worker_entry *w, srv_
         lr->params = cJSON_CreateObject();
     }
     free(lease.params_json);
+    if (!api_ledger_lease_authorise(sv, lease.job_id, lr->params, b->now_ms)) {
+        /* No authorising ledger event, no alterations (ledger/); the lease runs out. */
+        cJSON_Delete(lr->params);
+        lr->params = NULL;
+        lr->has_task = false;
+        lr->retry_ms = DISPATCH_RETRY_MS;
+        return;
+    }
     b->leased = true;
 }
 

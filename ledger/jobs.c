@@ -14,8 +14,16 @@
  */
 #include "ledger.h"
 
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <sqlite3.h>
+
+sqlite3 *ledger_db(ledger *l);
+rs_err ledger_project_id(sqlite3 *db, const char *project, bool create, int64_t now_ms, int64_t *id,
+                         rs_error *e);
 
 static const char *body_str(const cJSON *b, const char *k)
 {
@@ -60,6 +68,92 @@ static rs_err record_ingest(ledger *l, const char *project, int64_t job_id, cons
     return rc;
 }
 
+#define AUTH_TYPE "alteration_authorised"
+
+rs_err ledger_job_authorisation(ledger *l, const char *project, int64_t job_id, int64_t since_ms,
+                                char hash[LEDGER_HEX], bool *found, rs_error *e)
+{
+    *found = false;
+    sqlite3 *db = ledger_db(l);
+    int64_t pid = 0;
+    rs_err rc = ledger_project_id(db, project, false, 0, &pid, e);
+    if (rc == RS_ENOENT) {
+        return RS_OK; /* no project yet, so no events */
+    }
+    if (rc != RS_OK) {
+        return rc;
+    }
+    /* Newest first, stopping at events older than the job: the search costs
+     * what the project logged since the job was submitted, not its whole
+     * history (the table has no index on payload fields). */
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT hash, created_at, json_extract(payload, '$.type'), "
+                           "json_extract(payload, '$.job') FROM ledger_event "
+                           "WHERE project_id = ? ORDER BY seq DESC",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return rs_error_set(e, RS_EDB, "ledger: authorisation: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_bind_int64(st, 1, pid);
+    int r = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 1) < since_ms) {
+            break;
+        }
+        const char *type = (const char *)sqlite3_column_text(st, 2);
+        if (type == NULL || strcmp(type, AUTH_TYPE) != 0 || sqlite3_column_int64(st, 3) != job_id) {
+            continue;
+        }
+        snprintf(hash, LEDGER_HEX, "%s", (const char *)sqlite3_column_text(st, 0));
+        *found = true;
+        break;
+    }
+    if (r != SQLITE_ROW && r != SQLITE_DONE) {
+        rc = rs_error_set(e, RS_EDB, "ledger: authorisation: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+rs_err ledger_job_authorise(ledger *l, const ledger_authorisation *a, int64_t now_ms,
+                            char hash[LEDGER_HEX], bool *created, rs_error *e)
+{
+    bool found = false;
+    if (created != NULL) {
+        *created = false;
+    }
+    rs_err rc = ledger_job_authorisation(l, a->project, a->job_id, a->since_ms, hash, &found, e);
+    if (rc != RS_OK || found) {
+        return rc;
+    }
+    cJSON *f = cJSON_CreateObject();
+    char *canon = ledger_json_canonical(a->params != NULL ? a->params : f);
+    if (f == NULL || canon == NULL) {
+        cJSON_Delete(f);
+        free(canon);
+        return rs_error_set(e, RS_ENOMEM, "out of memory");
+    }
+    char ph[LEDGER_HEX];
+    ledger_hash_bytes(canon, strlen(canon), ph);
+    free(canon);
+    cJSON_AddNumberToObject(f, "job", (double)a->job_id);
+    cJSON_AddStringToObject(f, "kind", a->kind != NULL ? a->kind : "");
+    cJSON_AddStringToObject(f, "model", a->model != NULL ? a->model : "");
+    cJSON_AddStringToObject(f, "params_sha256", ph);
+    const cJSON *perf = cJSON_GetObjectItemCaseSensitive(a->params, "performers");
+    cJSON_AddItemToObject(f, "performers",
+                          cJSON_IsArray(perf) ? cJSON_Duplicate(perf, true) : cJSON_CreateArray());
+    cJSON_AddItemToObject(f, "consent",
+                          cJSON_IsArray(a->consents) ? cJSON_Duplicate(a->consents, true)
+                                                     : cJSON_CreateNull());
+    rc = ledger_append(l, a->project, AUTH_TYPE, f, now_ms, NULL, hash, e);
+    cJSON_Delete(f);
+    if (rc == RS_OK && created != NULL) {
+        *created = true;
+    }
+    return rc;
+}
+
 rs_err ledger_record_job(ledger *l, const ledger_job_spec *j, int64_t now_ms, rs_error *e)
 {
     const cJSON *alts = cJSON_GetObjectItemCaseSensitive(j->result, "alterations");
@@ -79,6 +173,15 @@ rs_err ledger_record_job(ledger *l, const ledger_job_spec *j, int64_t now_ms, rs
         snprintf(why, sizeof why, "%s", rs_error_text(e));
         return rs_error_set(e, rc, "consent no longer holds, outputs not recorded: %s", why);
     }
+    /* Outputs written under an authorisation carry its hash in their labels;
+     * each alteration event names it so the audit can tie the two. */
+    char auth[LEDGER_HEX] = "";
+    bool have_auth = false;
+    rc = ledger_job_authorisation(l, j->project, j->job_id, j->since_ms, auth, &have_auth, e);
+    if (rc != RS_OK) {
+        cJSON_Delete(consents);
+        return rc;
+    }
     const cJSON *it = NULL;
     cJSON_ArrayForEach(it, alts)
     {
@@ -93,6 +196,7 @@ rs_err ledger_record_job(ledger *l, const ledger_job_spec *j, int64_t now_ms, rs
             .source_path = body_str(it, "source"),
             .output_path = body_str(it, "output"),
             .consents = cJSON_GetArraySize(consents) > 0 ? consents : NULL,
+            .authorised_by = have_auth ? auth : NULL,
         };
         bool audio = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "audio"));
         if (a.source_path == NULL || a.output_path == NULL || (!audio && !cJSON_IsNumber(fr))) {

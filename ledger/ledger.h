@@ -177,6 +177,11 @@ typedef struct ledger_alteration {
     const char *source_path; /* file the frame came from */
     const char *output_path; /* file written */
     const cJSON *consents;   /* array of consent ids used (likeness work); NULL = none */
+    /* Hash of the job's "alteration_authorised" event (ledger_job_authorise)
+     * the output's labels must name; NULL = none (recorded unlabelled, as
+     * before labels existed). When set, the output's rushes:ledger_event
+     * label must equal it, or recording fails naming the file. */
+    const char *authorised_by;
 } ledger_alteration;
 
 typedef struct ledger_alteration_result {
@@ -206,6 +211,7 @@ typedef struct ledger_job_spec {
     const cJSON *params; /* job params (performers) */
     const cJSON *result; /* job result from the kind's finalize */
     const cJSON *clips;  /* clips it registers (ingest), may be NULL */
+    int64_t since_ms;    /* the job's submit time (bounds the authorisation lookup); 0 = all */
 } ledger_job_spec;
 
 /*
@@ -216,6 +222,38 @@ typedef struct ledger_job_spec {
  * (RS_EPERM if one no longer holds). Other jobs: nothing.
  */
 rs_err ledger_record_job(ledger *l, const ledger_job_spec *j, int64_t now_ms, rs_error *e);
+
+/*
+ * Output labels and the event they name. An output's labels are written
+ * while it is being made, before the per-frame alteration event that records
+ * its hash can exist, so they name the job's authorising event instead:
+ * rushesd appends one "alteration_authorised" event per job when it first
+ * leases a task of a kind that alters footage (after the consent gate
+ * passed there), with job, kind, model, the SHA-256 of the job's canonical
+ * params, performers and consents used, and hands its hash to the task. Each
+ * alteration event recorded at finalize carries "authorised_by" = that hash,
+ * and `rushes audit` checks that every such output is labelled with it and
+ * that it names an authorisation of the same job in the chain.
+ */
+typedef struct ledger_authorisation {
+    const char *project;
+    int64_t job_id;
+    const char *kind;
+    const char *model;     /* model id / checkpoint as the job names it; "" for none */
+    const cJSON *params;   /* job params (hashed; performers copied) */
+    const cJSON *consents; /* consent ids the gate used; NULL = none */
+    int64_t since_ms;      /* the job's submit time: older events are not searched; 0 = all */
+} ledger_authorisation;
+
+/* The job's authorising event: the existing one (same project and job) or a
+ * newly appended one. *created (may be NULL) says which. Idempotent, so a
+ * task leased again gets the same hash. */
+rs_err ledger_job_authorise(ledger *l, const ledger_authorisation *a, int64_t now_ms,
+                            char hash[LEDGER_HEX], bool *created, rs_error *e);
+/* Looks the job's authorising event up; *found false (RS_OK) when it has
+ * none (a job leased before labels existed, or a kind that alters nothing). */
+rs_err ledger_job_authorisation(ledger *l, const char *project, int64_t job_id, int64_t since_ms,
+                                char hash[LEDGER_HEX], bool *found, rs_error *e);
 
 /* One altered audio file (WAV/BWF/AIFF): source and output must agree in
  * rate, channels and length. Records an "audio_alteration" event with the
@@ -276,6 +314,27 @@ rs_err ledger_audit(const char *export_text, size_t len, const unsigned char pk[
  * rushes:altered, rushes:ledger_event, rushes:model, rushes:project. */
 rs_err ledger_label_frame(media_frame *f, const char *project, const char *event_hash,
                           const char *model, rs_error *e);
+/* The same labels with rushes:altered "no": an output the job wrote but
+ * left identical to its source (a frame with no hole). */
+rs_err ledger_label_frame_unaltered(media_frame *f, const char *project, const char *event_hash,
+                                    const char *model, rs_error *e);
+
+/* The same labels as QuickTime metadata (mdta items, shown by `ffprobe
+ * -show_format`) of a video deliverable, set on a writer before its first
+ * frame (media_video_writer_set_metadata); altered is "yes" or "no". */
+struct media_video_writer;
+rs_err ledger_label_video(struct media_video_writer *w, bool altered, const char *project,
+                          const char *event_hash, const char *model, rs_error *e);
+
+/* Label keys, as written into outputs and read back by the audit. */
+#define LEDGER_LABEL_ALTERED "rushes:altered"
+#define LEDGER_LABEL_EVENT "rushes:ledger_event"
+#define LEDGER_LABEL_MODEL "rushes:model"
+#define LEDGER_LABEL_PROJECT "rushes:project"
+
+/* Checks an output's labels against the authorising event hash: RS_OK, or
+ * RS_EFORMAT saying what is missing or different (no file name). */
+rs_err ledger_label_check(const media_frame *f, const char *authorised_by, rs_error *e);
 
 /* The same labels for a BWF (WAV) file written by media_audio_write: the
  * bext description "rushes: altered; ledger event H; model M; project P"

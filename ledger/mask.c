@@ -16,6 +16,7 @@
 
 #include "audio.h"
 #include "fs.h"
+#include "video.h"
 
 #define MASK_MAGIC "RSMASK1\n"
 #define MASK_MAGIC_LEN 8
@@ -413,6 +414,15 @@ rs_err ledger_record_alteration(ledger *l, const ledger_alteration *a, int64_t n
     if (rc != RS_OK) {
         goto out;
     }
+    if (a->authorised_by != NULL) {
+        rc = ledger_label_check(out, a->authorised_by, e);
+        if (rc != RS_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", e != NULL ? e->msg : "");
+            rs_error_set(e, rc, "frame %" PRId64 " (%s): %s", a->frame, a->output_path, why);
+            goto out;
+        }
+    }
     rc = ledger_mask_diff(src, out, &m, &r->changed, &r->bbox, e);
     if (rc != RS_OK) {
         char why[512];
@@ -447,6 +457,9 @@ rs_err ledger_record_alteration(ledger *l, const ledger_alteration *a, int64_t n
                                                      : cJSON_CreateNull());
     cJSON_AddNumberToObject(f, "width", src->width);
     cJSON_AddNumberToObject(f, "height", src->height);
+    if (a->authorised_by != NULL) {
+        cJSON_AddStringToObject(f, "authorised_by", a->authorised_by);
+    }
     rc = ledger_append(l, a->project, "alteration", f, now_ms, &r->seq, r->event_hash, e);
 out:
     cJSON_Delete(f);
@@ -556,20 +569,70 @@ out:
     return rc;
 }
 
+static rs_err label_set(media_frame *f, const char *altered, const char *project,
+                        const char *event_hash, const char *model, rs_error *e)
+{
+    rs_err rc = media_frame_meta_set(f, LEDGER_LABEL_ALTERED, altered, e);
+    if (rc == RS_OK) {
+        rc = media_frame_meta_set(f, LEDGER_LABEL_EVENT, event_hash, e);
+    }
+    if (rc == RS_OK) {
+        rc = media_frame_meta_set(f, LEDGER_LABEL_MODEL, model != NULL ? model : "", e);
+    }
+    if (rc == RS_OK) {
+        rc = media_frame_meta_set(f, LEDGER_LABEL_PROJECT, project, e);
+    }
+    return rc;
+}
+
 rs_err ledger_label_frame(media_frame *f, const char *project, const char *event_hash,
                           const char *model, rs_error *e)
 {
-    rs_err rc = media_frame_meta_set(f, "rushes:altered", "yes", e);
+    return label_set(f, "yes", project, event_hash, model, e);
+}
+
+rs_err ledger_label_frame_unaltered(media_frame *f, const char *project, const char *event_hash,
+                                    const char *model, rs_error *e)
+{
+    return label_set(f, "no", project, event_hash, model, e);
+}
+
+rs_err ledger_label_video(struct media_video_writer *w, bool altered, const char *project,
+                          const char *event_hash, const char *model, rs_error *e)
+{
+    rs_err rc = media_video_writer_set_metadata(w, LEDGER_LABEL_ALTERED, altered ? "yes" : "no", e);
     if (rc == RS_OK) {
-        rc = media_frame_meta_set(f, "rushes:ledger_event", event_hash, e);
+        rc = media_video_writer_set_metadata(w, LEDGER_LABEL_EVENT, event_hash, e);
+    }
+    /* A key with an empty value would not survive the container: say "none". */
+    if (rc == RS_OK) {
+        rc = media_video_writer_set_metadata(w, LEDGER_LABEL_MODEL,
+                                             model != NULL && model[0] != '\0' ? model : "none", e);
     }
     if (rc == RS_OK) {
-        rc = media_frame_meta_set(f, "rushes:model", model != NULL ? model : "", e);
-    }
-    if (rc == RS_OK) {
-        rc = media_frame_meta_set(f, "rushes:project", project, e);
+        rc = media_video_writer_set_metadata(w, LEDGER_LABEL_PROJECT, project, e);
     }
     return rc;
+}
+
+rs_err ledger_label_check(const media_frame *f, const char *authorised_by, rs_error *e)
+{
+    const char *ev = media_frame_meta_get(f, LEDGER_LABEL_EVENT);
+    const char *alt = media_frame_meta_get(f, LEDGER_LABEL_ALTERED);
+    if (ev == NULL) {
+        return rs_error_set(e, RS_EFORMAT, "no %s label (the job's authorising event is %.16s...)",
+                            LEDGER_LABEL_EVENT, authorised_by);
+    }
+    if (strcmp(ev, authorised_by) != 0) {
+        return rs_error_set(e, RS_EFORMAT,
+                            "label %s names event %.64s, not the job's authorising event %s",
+                            LEDGER_LABEL_EVENT, ev, authorised_by);
+    }
+    if (alt == NULL || strcmp(alt, "yes") != 0) {
+        return rs_error_set(e, RS_EFORMAT, "label %s is %s on an altered output",
+                            LEDGER_LABEL_ALTERED, alt != NULL ? alt : "missing");
+    }
+    return RS_OK;
 }
 
 /* Appends s to out (cap bytes) with XML's five special characters escaped. */

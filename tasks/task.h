@@ -71,6 +71,11 @@ typedef struct task_kind {
     /* Polls io->should_yield and checkpoints: the child then catches SIGTERM
      * as a request to yield instead of dying at once. */
     bool yields;
+    /* Alters footage (ledger/, docs/COMPLIANCE.md): at lease rushesd appends
+     * the job's "alteration_authorised" event and adds "ledger": {"event",
+     * "project"} to the task params; the kind labels its outputs with them
+     * (ledger_label_frame). false (the default) = params untouched. */
+    bool alters;
 } task_kind;
 
 /* Likeness bits (same values as ledger.h's LEDGER_LIKENESS_*). */

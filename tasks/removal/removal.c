@@ -944,4 +944,5 @@ const task_kind task_kind_removal_infer = {
     .run = infer_run,
     .finalize = infer_finalize,
     .likeness = NULL,
+    .alters = true, /* outputs are labelled with the job's authorising ledger event */
 };

@@ -21,6 +21,7 @@
 #include "frame.h"
 #include "fs.h"
 #include "hash.h"
+#include "ledger.h"
 #include "propagate.h"
 #include "removal.h"
 #include "unet.h"
@@ -722,12 +723,19 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
     const cJSON *numbers = cJSON_GetObjectItemCaseSensitive(tp, "numbers");
     const char *outdir = jstr(tp, "output");
     const char *model = jstr(tp, "model");
+    /* "ledger": {"event", "project"}: added by rushesd at lease (task.h's alters). */
+    const cJSON *lg = cJSON_GetObjectItemCaseSensitive(tp, "ledger");
+    const char *ledger_event = jstr(lg, "event");
+    const char *ledger_project = jstr(lg, "project");
     int total = cJSON_GetArraySize(frames);
     long first = (long)jnum(tp, "first", 0), count = (long)jnum(tp, "count", 0);
     long range = (long)jnum(tp, "range", 20);
     int feather = (int)jnum(cfg, "feather", 1);
     if (outdir == NULL || model == NULL || first < 0 || count <= 0 || first + count > total) {
         return rs_error_set(e, RS_EINVAL, "task params: need frames, output, model, first, count");
+    }
+    if (lg != NULL && (ledger_event == NULL || ledger_project == NULL)) {
+        return rs_error_set(e, RS_EINVAL, "task params: ledger needs event and project");
     }
     long lo = first - range < 0 ? 0 : first - range;
     long hi = first + count + range > total ? total : first + count + range;
@@ -894,11 +902,17 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
         snprintf(maskp, sizeof maskp, "%s/%s.mask.png", maskdir, stem);
         media_write_opts wo = {.format = isfloat ? MEDIA_FORMAT_EXR : MEDIA_FORMAT_PNG,
                                .exr_compression = MEDIA_EXR_ZIP};
+        bool changed = memcmp(out->data, src->data, media_frame_bytes(src)) != 0;
+        /* Labels (ledger.h): the job's authorising event, when rushesd gave one. */
+        if (rc == RS_OK && ledger_event != NULL) {
+            rc = changed ? ledger_label_frame(out, ledger_project, ledger_event, model_hash, e)
+                         : ledger_label_frame_unaltered(out, ledger_project, ledger_event,
+                                                        model_hash, e);
+        }
         if (rc == RS_OK) {
             rc = media_image_write(outp, out, &wo, e);
         }
         media_frame *mf = NULL;
-        bool changed = false;
         if (rc == RS_OK) {
             rc = media_frame_create(c.w, c.h, 1, MEDIA_SAMPLE_U8, &mf, e);
         }
@@ -909,7 +923,6 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
                     mf->data[p] = 1; /* every touched pixel shows in the mask */
                 }
             }
-            changed = memcmp(out->data, src->data, media_frame_bytes(src)) != 0;
             media_write_opts mo = {.format = MEDIA_FORMAT_PNG};
             rc = media_image_write(maskp, mf, &mo, e);
         }

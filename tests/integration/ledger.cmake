@@ -5,3 +5,7 @@ add_executable(ledger_record ${CMAKE_CURRENT_LIST_DIR}/ledger_record.c)
 target_link_libraries(ledger_record PRIVATE rs_ledger rs_store)
 rs_script_test(ledger_integration LABELS "ledger;integration"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ledger_farm_test.sh TIMEOUT 300)
+# A real removal job under the ledger: labels in the outputs, audit coverage,
+# one pixel changed after the fact.
+rs_script_test(ledger_removal_integration LABELS "ledger;integration"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ledger_removal_test.sh TIMEOUT 180)

@@ -6,9 +6,15 @@
  *
  * usage: ledger_record DB DATA_DIR PROJECT JOB FRAME SRC.png OBJMASK.png OUT.png ...
  *        (FRAME SRC MASK OUT repeat)
+ *
+ * Also tampers with an output after the fact, keeping its other metadata
+ * (labels) as they are, so a test sees the one change it made:
+ *        ledger_record --poke FILE.png X Y     flips the low bit of pixel (X, Y)
+ *        ledger_record --relabel FILE.png EVENT  sets rushes:ledger_event
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ledger.h"
 #include "store.h"
@@ -38,8 +44,48 @@ static int paint(const char *src, const char *mask, const char *out, rs_error *e
     return rc == RS_OK ? 0 : 1;
 }
 
+static int tamper(int argc, char **argv)
+{
+    rs_error e;
+    rs_error_clear(&e);
+    media_frame *f = NULL;
+    if (media_image_read(argv[2], NULL, &f, &e) != RS_OK) {
+        fprintf(stderr, "ledger_record: %s\n", rs_error_text(&e));
+        return 1;
+    }
+    rs_err rc = RS_OK;
+    if (strcmp(argv[1], "--poke") == 0 && argc == 5) {
+        uint32_t x = (uint32_t)atol(argv[3]), y = (uint32_t)atol(argv[4]);
+        if (x >= f->width || y >= f->height || f->sample != MEDIA_SAMPLE_U8) {
+            fprintf(stderr, "ledger_record: --poke: (%u, %u) not in a u8 frame\n", x, y);
+            media_frame_destroy(f);
+            return 2;
+        }
+        *(uint8_t *)media_frame_at(f, x, y, 0) ^= 1;
+    } else if (strcmp(argv[1], "--relabel") == 0 && argc == 4) {
+        rc = media_frame_meta_set(f, LEDGER_LABEL_EVENT, argv[3], &e);
+    } else {
+        fprintf(stderr, "usage: %s --poke FILE X Y | --relabel FILE EVENT\n", argv[0]);
+        media_frame_destroy(f);
+        return 2;
+    }
+    media_write_opts wo = {.format = MEDIA_FORMAT_PNG};
+    if (rc == RS_OK) {
+        rc = media_image_write(argv[2], f, &wo, &e);
+    }
+    media_frame_destroy(f);
+    if (rc != RS_OK) {
+        fprintf(stderr, "ledger_record: %s\n", rs_error_text(&e));
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strncmp(argv[1], "--", 2) == 0) {
+        return tamper(argc, argv);
+    }
     if (argc < 9 || (argc - 5) % 4 != 0) {
         fprintf(stderr, "usage: %s DB DATA_DIR PROJECT JOB (FRAME SRC MASK OUT)...\n", argv[0]);
         return 2;

@@ -24,6 +24,7 @@
 #include "fs.h"
 #include "ledger.h"
 #include "store.h"
+#include "video.h"
 
 #define REMOVAL RS_SOURCE_DIR "/../shared/data/removal/bmx-trees"
 
@@ -1006,4 +1007,137 @@ Test(ledger, sha256_matches_libsodium_and_sha256sum)
     pclose(f);
     cr_assert_eq(strncmp(line, want, 64), 0, "sha256sum says %.64s", line);
     free(buf);
+}
+
+/* Rewrites an output with the labels of event (altered yes). */
+static void relabel(const char *path, const char *event)
+{
+    rs_error e;
+    media_frame *f = NULL;
+    cr_assert_eq(media_image_read(path, NULL, &f, &e), RS_OK, "%s", e.msg);
+    cr_assert_eq(ledger_label_frame(f, "feature", event, "model-7f3a", &e), RS_OK);
+    media_write_opts wo = {.format = MEDIA_FORMAT_PNG};
+    cr_assert_eq(media_image_write(path, f, &wo, &e), RS_OK, "%s", e.msg);
+    media_frame_destroy(f);
+}
+
+Test(ledger, outputs_are_labelled_with_their_jobs_authorisation)
+{
+    altered a;
+    make_frames(&a);
+    rs_error e;
+    cJSON *params = cJSON_Parse("{\"frames\":\"x\",\"config\":{\"b\":1,\"a\":2}}");
+    ledger_authorisation au = {.project = "feature",
+                               .job_id = 90,
+                               .kind = "removal_infer",
+                               .model = "m.st",
+                               .params = params};
+    char h[LEDGER_HEX], h2[LEDGER_HEX];
+    bool created = false;
+    cr_assert_eq(ledger_job_authorise(lg, &au, 4000, h, &created, &e), RS_OK, "%s", e.msg);
+    cr_assert(created);
+    /* A second lease of the same job gets the same event. */
+    cr_assert_eq(ledger_job_authorise(lg, &au, 4100, h2, &created, &e), RS_OK);
+    cr_assert(!created);
+    cr_assert_str_eq(h, h2);
+    bool found = false;
+    cr_assert_eq(ledger_job_authorisation(lg, "feature", 91, 0, h2, &found, &e), RS_OK);
+    cr_assert(!found);
+    cJSON *result = job_result_of(&a);
+    ledger_job_spec j = {.project = "feature",
+                         .job_id = 90,
+                         .kind = "removal_infer",
+                         .params = params,
+                         .result = result};
+    /* Outputs that do not carry the label are refused, naming the file. */
+    cr_assert_eq(ledger_record_job(lg, &j, 5000, &e), RS_EFORMAT);
+    cr_assert_not_null(strstr(e.msg, a.out[0]), "%s", e.msg);
+    cr_assert_not_null(strstr(e.msg, "no rushes:ledger_event label"), "%s", e.msg);
+    for (int i = 0; i < NFRAMES; i++) {
+        relabel(a.out[i], h);
+    }
+    cr_assert_eq(ledger_record_job(lg, &j, 5000, &e), RS_OK, "%s", e.msg);
+    ledger_audit_sel sel = {.job_id = 90};
+    cJSON *r = audit(&sel);
+    char *s = cJSON_Print(r);
+    cr_assert(rep_ok(r), "%s", s);
+    free(s);
+    cJSON_Delete(r);
+    cJSON *events = NULL;
+    cr_assert_eq(ledger_events(lg, "feature", &events, &e), RS_OK);
+    const cJSON *p = cJSON_GetObjectItem(cJSON_GetArrayItem(events, 0), "payload");
+    cr_assert_str_eq(cJSON_GetObjectItem(p, "type")->valuestring, "alteration_authorised");
+    char *canon = ledger_json_canonical(params);
+    char ph[LEDGER_HEX];
+    ledger_hash_bytes(canon, strlen(canon), ph);
+    free(canon);
+    cr_assert_str_eq(cJSON_GetObjectItem(p, "params_sha256")->valuestring, ph);
+    p = cJSON_GetObjectItem(cJSON_GetArrayItem(events, 1), "payload");
+    cr_assert_str_eq(cJSON_GetObjectItem(p, "authorised_by")->valuestring, h);
+    cJSON_Delete(events);
+    /* A label swapped after the fact (another event's hash) fails the audit,
+     * naming the file and frame. */
+    relabel(a.out[1], "00ff");
+    r = audit(&sel);
+    s = cJSON_Print(r);
+    cr_assert(!rep_ok(r), "%s", s);
+    cr_assert(has_failure(r, 1, "output label: label rushes:ledger_event names event 00ff"), "%s",
+              s);
+    cr_assert(!has_failure(r, 2, ""), "only frame 1 fails: %s", s);
+    free(s);
+    cJSON_Delete(r);
+    /* An alteration citing another job's authorisation fails too. */
+    au.job_id = 91;
+    cr_assert_eq(ledger_job_authorise(lg, &au, 6000, h2, &created, &e), RS_OK);
+    relabel(a.out[3], h2);
+    ledger_alteration al = {.project = "feature",
+                            .job_id = 92,
+                            .kind = "removal_infer",
+                            .frame = 3,
+                            .source_path = a.src[3],
+                            .output_path = a.out[3],
+                            .authorised_by = h2};
+    cr_assert_eq(ledger_record_alteration(lg, &al, 6100, NULL, &e), RS_OK, "%s", e.msg);
+    sel.job_id = 92;
+    r = audit(&sel);
+    s = cJSON_Print(r);
+    cr_assert(has_failure(r, 3, "not an authorisation of job 92"), "%s", s);
+    free(s);
+    cJSON_Delete(r);
+    cJSON_Delete(result);
+    cJSON_Delete(params);
+}
+
+Test(ledger, labels_written_to_mov_read_back_by_ffprobe)
+{
+    rs_error e;
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/deliverable.mov", dir);
+    media_video_writer *w = NULL;
+    cr_assert_eq(media_video_writer_open(p, 64, 48, 24, 1, MEDIA_PRORES_422_HQ, &w, &e), RS_OK,
+                 "%s", e.msg);
+    cr_assert_eq(ledger_label_video(w, true, "feature", "ab12", "", &e), RS_OK, "%s", e.msg);
+    media_frame *f = NULL;
+    cr_assert_eq(media_frame_create(64, 48, 3, MEDIA_SAMPLE_U8, &f, &e), RS_OK);
+    for (int i = 0; i < 2; i++) {
+        memset(f->data, 40 * i, media_frame_bytes(f));
+        cr_assert_eq(media_video_writer_add(w, f, &e), RS_OK, "%s", e.msg);
+    }
+    media_frame_destroy(f);
+    /* Too late once the header is written. */
+    cr_assert_neq(ledger_label_video(w, false, "feature", "cd34", "m", &e), RS_OK);
+    cr_assert_eq(media_video_writer_finish(w, &e), RS_OK, "%s", e.msg);
+    media_video *v = NULL;
+    cr_assert_eq(media_video_open(p, &v, &e), RS_OK, "%s", e.msg);
+    cr_assert_str_eq(media_video_metadata(v, "rushes:altered"), "yes");
+    cr_assert_str_eq(media_video_metadata(v, "rushes:ledger_event"), "ab12");
+    cr_assert_str_eq(media_video_metadata(v, "rushes:model"), "none");
+    cr_assert_str_eq(media_video_metadata(v, "rushes:project"), "feature");
+    media_video_close(v);
+    char cmd[PATH_MAX + 128], out[8192];
+    snprintf(cmd, sizeof cmd, "ffprobe -v error -show_format '%s' 2>&1", p);
+    run_capture(cmd, out, sizeof out);
+    cr_assert_not_null(strstr(out, "TAG:rushes:ledger_event=ab12"), "ffprobe: %s", out);
+    cr_assert_not_null(strstr(out, "TAG:rushes:altered=yes"), "ffprobe: %s", out);
+    cr_assert_not_null(strstr(out, "TAG:rushes:project=feature"), "ffprobe: %s", out);
 }
