@@ -1,7 +1,8 @@
 /*
  * media_bench.c: timings of the media readers and writers for bench/media,
  * which runs the reference tools on the same files and prints ratios.
- *   media_bench exr-read FILE...        decode every file, print MB/s of pixels
+ *   media_bench exr-read [-t N] FILE... decode every file on N threads each
+ *                                       (default MEDIA_DEFAULT_THREADS), print MB/s
  *   media_bench exr-write FILE N OUT    read FILE, write it N times to OUT
  *   media_bench video CLIP [u8|u16]     decode every frame in order, print fps
  * Output is one JSON line.
@@ -32,18 +33,24 @@ int main(int argc, char **argv)
     rs_error e;
     rs_error_clear(&e);
     if (argc >= 3 && strcmp(argv[1], "exr-read") == 0) {
+        media_read_opts ro = {0};
+        int first = 2;
+        if (argc >= 5 && strcmp(argv[2], "-t") == 0) {
+            ro.threads = (uint32_t)atoi(argv[3]);
+            first = 4;
+        }
         double bytes = 0;
         double t0 = now();
-        for (int i = 2; i < argc; i++) {
+        for (int i = first; i < argc; i++) {
             media_frame *f = NULL;
-            if (media_image_read(argv[i], NULL, &f, &e) != RS_OK) {
+            if (media_image_read(argv[i], &ro, &f, &e) != RS_OK) {
                 return fail(&e);
             }
             bytes += (double)media_frame_bytes(f);
             media_frame_destroy(f);
         }
         double dt = now() - t0;
-        printf("{\"files\":%d,\"seconds\":%.4f,\"pixel_mb_s\":%.1f}\n", argc - 2, dt,
+        printf("{\"files\":%d,\"seconds\":%.4f,\"pixel_mb_s\":%.1f}\n", argc - first, dt,
                bytes / dt / 1e6);
         return 0;
     }
@@ -88,7 +95,8 @@ int main(int argc, char **argv)
         media_video_close(v);
         return 0;
     }
-    fprintf(stderr, "usage: media_bench exr-read FILE... | exr-write FILE N OUT | video CLIP "
-                    "[u8|u16]\n");
+    fprintf(stderr,
+            "usage: media_bench exr-read [-t N] FILE... | exr-write FILE N OUT | video CLIP "
+            "[u8|u16]\n");
     return 2;
 }

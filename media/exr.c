@@ -12,6 +12,7 @@
  */
 #include <inttypes.h>
 #include <openexr.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@ typedef struct exr_mem {
     const uint8_t *buf;
     size_t len;
     int fd;
+    pthread_mutex_t *lock; /* guards msg while chunks decode on threads; may be NULL */
     char msg[256];
 } exr_mem;
 
@@ -33,9 +35,18 @@ static void exr_on_error(exr_const_context_t ctxt, exr_result_t code, const char
     void *ud = NULL;
     exr_get_user_data(ctxt, &ud);
     exr_mem *m = ud;
-    if (m != NULL && m->msg[0] == '\0' && msg != NULL) {
+    if (m == NULL || msg == NULL) {
+        return;
+    }
+    if (m->lock != NULL) {
+        pthread_mutex_lock(m->lock);
+    }
+    if (m->msg[0] == '\0') {
         snprintf(m->msg, sizeof m->msg, "%s", msg);
         media_msg_clean(m->msg);
+    }
+    if (m->lock != NULL) {
+        pthread_mutex_unlock(m->lock);
     }
 }
 
@@ -79,11 +90,17 @@ static int64_t exr_fd_write(exr_const_context_t ctxt, void *ud, const void *buf,
     return (int64_t)sz;
 }
 
-static rs_err exr_fail(const char *name, const exr_mem *m, exr_result_t r, const char *what,
-                       rs_error *e)
+static rs_err exr_fail(const char *name, exr_mem *m, exr_result_t r, const char *what, rs_error *e)
 {
-    return rs_error_set(e, RS_EFORMAT, "%s: exr: %s: %s", name, what,
-                        m->msg[0] != '\0' ? m->msg : exr_get_default_error_message(r));
+    char msg[sizeof m->msg];
+    if (m->lock != NULL) {
+        pthread_mutex_lock(m->lock);
+    }
+    snprintf(msg, sizeof msg, "%s", m->msg[0] != '\0' ? m->msg : exr_get_default_error_message(r));
+    if (m->lock != NULL) {
+        pthread_mutex_unlock(m->lock);
+    }
+    return rs_error_set(e, RS_EFORMAT, "%s: exr: %s: %s", name, what, msg);
 }
 
 /* Rank for the frame's channel order: R G B A first, then file order. */
@@ -147,8 +164,173 @@ static rs_err exr_decode_chunk(exr_context_t ctxt, const exr_chunk_info_t *ci,
     return RS_OK;
 }
 
+/* Where chunk i of part 0 lies: scanline blocks top to bottom, or level-0
+ * tiles row by row. */
+typedef struct exr_layout {
+    bool tiled;
+    int64_t min_y; /* data window top (scanline) */
+    int32_t lpc;   /* scanlines per chunk */
+    uint32_t tw;   /* tile size */
+    uint32_t th;
+    int64_t ntx; /* tiles across */
+    int64_t nchunks;
+} exr_layout;
+
+static rs_err exr_chunk_at(exr_context_t ctxt, const exr_layout *l, int64_t i, exr_chunk_info_t *ci,
+                           int *x0, int *y0, const char *name, exr_mem *m, rs_error *e)
+{
+    exr_result_t r;
+    char what[64];
+    if (!l->tiled) {
+        int64_t y = l->min_y + i * l->lpc;
+        r = exr_read_scanline_chunk_info(ctxt, 0, (int)y, ci);
+        snprintf(what, sizeof what, "scanline %" PRId64, y);
+        *x0 = 0;
+        *y0 = (int)(ci->start_y - l->min_y);
+    } else {
+        int64_t tx = i % l->ntx;
+        int64_t ty = i / l->ntx;
+        r = exr_read_tile_chunk_info(ctxt, 0, (int)tx, (int)ty, 0, 0, ci);
+        snprintf(what, sizeof what, "tile %" PRId64 ",%" PRId64, tx, ty);
+        *x0 = (int)(tx * l->tw);
+        *y0 = (int)(ty * l->th);
+    }
+    if (r != EXR_ERR_SUCCESS) {
+        return exr_fail(name, m, r, what, e);
+    }
+    return RS_OK;
+}
+
+/* One decoding thread's share: chunks first, first + step, ... each with
+ * its own pipeline (OpenEXRCore allows concurrent chunk decodes on one
+ * read context; the core API has no thread pool of its own). */
+typedef struct exr_job {
+    exr_context_t ctxt;
+    const exr_layout *l;
+    media_frame *f;
+    const char *name;
+    exr_mem *m;
+    int64_t first;
+    int64_t step;
+    int64_t failed_at; /* chunk of the error, or -1 */
+    rs_err rc;
+    rs_error err;
+} exr_job;
+
+static void *exr_job_run(void *arg)
+{
+    exr_job *j = arg;
+    exr_decode_pipeline_t dec = EXR_DECODE_PIPELINE_INITIALIZER;
+    bool inited = false;
+    for (int64_t i = j->first; i < j->l->nchunks; i += j->step) {
+        exr_chunk_info_t ci;
+        int x0 = 0;
+        int y0 = 0;
+        j->rc = exr_chunk_at(j->ctxt, j->l, i, &ci, &x0, &y0, j->name, j->m, &j->err);
+        if (j->rc == RS_OK) {
+            j->rc =
+                exr_decode_chunk(j->ctxt, &ci, &dec, &inited, j->f, x0, y0, j->name, j->m, &j->err);
+        }
+        if (j->rc != RS_OK) {
+            j->failed_at = i;
+            break;
+        }
+    }
+    if (inited) {
+        exr_decoding_destroy(j->ctxt, &dec);
+    }
+    return NULL;
+}
+
+/* Decodes every chunk on up to `threads` threads (the caller's included);
+ * the error reported is that of the first failing chunk. */
+static rs_err exr_decode_all(exr_context_t ctxt, const exr_layout *l, media_frame *f,
+                             unsigned threads, const char *name, exr_mem *m, rs_error *e)
+{
+    enum { MAX_THREADS = 8 };
+    exr_job jobs[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    pthread_mutex_t lock;
+    if (threads > MAX_THREADS) {
+        threads = MAX_THREADS;
+    }
+    /* a thread pays off only with a few chunks to share */
+    if ((int64_t)threads > l->nchunks / 2) {
+        threads = l->nchunks >= 4 ? (unsigned)(l->nchunks / 2) : 1;
+    }
+    if (threads <= 1) {
+        exr_job one = {.ctxt = ctxt,
+                       .l = l,
+                       .f = f,
+                       .name = name,
+                       .m = m,
+                       .first = 0,
+                       .step = 1,
+                       .failed_at = -1,
+                       .rc = RS_OK};
+        exr_job_run(&one);
+        if (one.rc != RS_OK && e != NULL) {
+            *e = one.err;
+        }
+        return one.rc;
+    }
+    /* reading the first chunk's offset loads the chunk table once, here,
+     * before the threads share the context */
+    exr_chunk_info_t ci0;
+    int x0 = 0;
+    int y0 = 0;
+    rs_err rc = exr_chunk_at(ctxt, l, 0, &ci0, &x0, &y0, name, m, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    pthread_mutex_init(&lock, NULL);
+    m->lock = &lock;
+    for (unsigned t = 0; t < threads; t++) {
+        jobs[t] = (exr_job){.ctxt = ctxt,
+                            .l = l,
+                            .f = f,
+                            .name = name,
+                            .m = m,
+                            .first = (int64_t)t,
+                            .step = (int64_t)threads,
+                            .failed_at = -1,
+                            .rc = RS_OK};
+    }
+    for (unsigned t = 1; t < threads; t++) {
+        started[t] = pthread_create(&tid[t], NULL, exr_job_run, &jobs[t]) == 0;
+        if (!started[t]) {
+            /* no thread: this one's share is done below by the caller */
+            jobs[t].step = (int64_t)threads;
+        }
+    }
+    exr_job_run(&jobs[0]);
+    for (unsigned t = 1; t < threads; t++) {
+        if (started[t]) {
+            pthread_join(tid[t], NULL);
+        } else {
+            exr_job_run(&jobs[t]);
+        }
+    }
+    m->lock = NULL;
+    pthread_mutex_destroy(&lock);
+    int64_t worst = -1;
+    for (unsigned t = 0; t < threads; t++) {
+        if (jobs[t].rc != RS_OK && (worst < 0 || jobs[t].failed_at < jobs[worst].failed_at)) {
+            worst = (int64_t)t;
+        }
+    }
+    if (worst < 0) {
+        return RS_OK;
+    }
+    if (e != NULL) {
+        *e = jobs[worst].err;
+    }
+    return jobs[worst].rc;
+}
+
 rs_err media_exr_decode(const char *name, const uint8_t *buf, size_t len, uint64_t max_bytes,
-                        media_frame **out, rs_error *e)
+                        unsigned threads, media_frame **out, rs_error *e)
 {
     exr_mem m = {.buf = buf, .len = len, .fd = -1};
     exr_context_initializer_t init = EXR_DEFAULT_CONTEXT_INITIALIZER;
@@ -161,8 +343,6 @@ rs_err media_exr_decode(const char *name, const uint8_t *buf, size_t len, uint64
     init.max_tile_width = 8192;
     init.max_tile_height = 8192;
     exr_context_t ctxt = NULL;
-    exr_decode_pipeline_t dec = EXR_DECODE_PIPELINE_INITIALIZER;
-    bool inited = false;
     media_frame *f = NULL;
     rs_err rc = RS_OK;
 
@@ -247,57 +427,28 @@ rs_err media_exr_decode(const char *name, const uint8_t *buf, size_t len, uint64
             }
         }
     }
-    if (storage == EXR_STORAGE_SCANLINE) {
-        int32_t lpc = 0;
-        r = exr_get_scanlines_per_chunk(ctxt, 0, &lpc);
-        if (r != EXR_ERR_SUCCESS || lpc <= 0) {
+    exr_layout lay = {.tiled = storage == EXR_STORAGE_TILED, .min_y = dw.min.y};
+    if (!lay.tiled) {
+        r = exr_get_scanlines_per_chunk(ctxt, 0, &lay.lpc);
+        if (r != EXR_ERR_SUCCESS || lay.lpc <= 0) {
             rc = exr_fail(name, &m, r, "scanlines per chunk", e);
             goto out;
         }
-        for (int64_t y = dw.min.y; y <= dw.max.y; y += lpc) {
-            exr_chunk_info_t ci;
-            r = exr_read_scanline_chunk_info(ctxt, 0, (int)y, &ci);
-            if (r != EXR_ERR_SUCCESS) {
-                char what[64];
-                snprintf(what, sizeof what, "scanline %" PRId64, y);
-                rc = exr_fail(name, &m, r, what, e);
-                goto out;
-            }
-            rc = exr_decode_chunk(ctxt, &ci, &dec, &inited, f, 0, (int)(ci.start_y - dw.min.y),
-                                  name, &m, e);
-            if (rc != RS_OK) {
-                goto out;
-            }
-        }
+        lay.nchunks = (h + lay.lpc - 1) / lay.lpc;
     } else {
-        uint32_t tw = 0;
-        uint32_t th = 0;
         exr_tile_level_mode_t lm;
         exr_tile_round_mode_t rm;
-        r = exr_get_tile_descriptor(ctxt, 0, &tw, &th, &lm, &rm);
-        if (r != EXR_ERR_SUCCESS || tw == 0 || th == 0) {
+        r = exr_get_tile_descriptor(ctxt, 0, &lay.tw, &lay.th, &lm, &rm);
+        if (r != EXR_ERR_SUCCESS || lay.tw == 0 || lay.th == 0) {
             rc = exr_fail(name, &m, r, "tile description", e);
             goto out;
         }
-        int64_t ntx = (w + tw - 1) / tw;
-        int64_t nty = (h + th - 1) / th;
-        for (int64_t ty = 0; ty < nty; ty++) {
-            for (int64_t tx = 0; tx < ntx; tx++) {
-                exr_chunk_info_t ci;
-                r = exr_read_tile_chunk_info(ctxt, 0, (int)tx, (int)ty, 0, 0, &ci);
-                if (r != EXR_ERR_SUCCESS) {
-                    char what[64];
-                    snprintf(what, sizeof what, "tile %" PRId64 ",%" PRId64, tx, ty);
-                    rc = exr_fail(name, &m, r, what, e);
-                    goto out;
-                }
-                rc = exr_decode_chunk(ctxt, &ci, &dec, &inited, f, (int)(tx * tw), (int)(ty * th),
-                                      name, &m, e);
-                if (rc != RS_OK) {
-                    goto out;
-                }
-            }
-        }
+        lay.ntx = (w + lay.tw - 1) / lay.tw;
+        lay.nchunks = lay.ntx * ((h + lay.th - 1) / lay.th);
+    }
+    rc = exr_decode_all(ctxt, &lay, f, threads, name, &m, e);
+    if (rc != RS_OK) {
+        goto out;
     }
     int32_t nattr = 0;
     exr_get_attribute_count(ctxt, 0, &nattr);
@@ -324,9 +475,6 @@ rs_err media_exr_decode(const char *name, const uint8_t *buf, size_t len, uint64
         }
     }
 out:
-    if (inited) {
-        exr_decoding_destroy(ctxt, &dec);
-    }
     if (ctxt != NULL) {
         exr_finish(&ctxt);
     }

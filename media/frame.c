@@ -89,8 +89,23 @@ rs_err media_check_size(const char *name, const char *fmt, uint64_t w, uint64_t 
     return RS_OK;
 }
 
+static rs_err frame_alloc(uint32_t width, uint32_t height, uint32_t channels, media_sample s,
+                          bool zero, media_frame **out, rs_error *e);
+
 rs_err media_frame_create(uint32_t width, uint32_t height, uint32_t channels, media_sample s,
                           media_frame **out, rs_error *e)
+{
+    return frame_alloc(width, height, channels, s, true, out, e);
+}
+
+rs_err media_frame_create_uninit(uint32_t width, uint32_t height, uint32_t channels, media_sample s,
+                                 media_frame **out, rs_error *e)
+{
+    return frame_alloc(width, height, channels, s, false, out, e);
+}
+
+static rs_err frame_alloc(uint32_t width, uint32_t height, uint32_t channels, media_sample s,
+                          bool zero, media_frame **out, rs_error *e)
 {
     if (width == 0 || height == 0 || width > MEDIA_MAX_DIM || height > MEDIA_MAX_DIM ||
         channels == 0 || channels > MEDIA_MAX_CHANNELS || media_sample_size(s) == 0) {
@@ -105,7 +120,7 @@ rs_err media_frame_create(uint32_t width, uint32_t height, uint32_t channels, me
     if (f == NULL) {
         return rs_error_set(e, RS_ENOMEM, "frame: out of memory");
     }
-    f->data = calloc(1, (size_t)bytes);
+    f->data = zero ? calloc(1, (size_t)bytes) : malloc((size_t)bytes);
     if (f->data == NULL) {
         free(f);
         return rs_error_set(e, RS_ENOMEM, "frame: out of memory (%" PRIu64 " bytes)", bytes);
@@ -363,7 +378,9 @@ rs_err media_image_decode(const char *name, const void *buf, size_t len,
     case MEDIA_FORMAT_PNG:
         return media_png_decode(name, buf, len, cap, out, e);
     case MEDIA_FORMAT_EXR:
-        return media_exr_decode(name, buf, len, cap, out, e);
+        return media_exr_decode(
+            name, buf, len, cap,
+            opts != NULL && opts->threads != 0 ? opts->threads : MEDIA_DEFAULT_THREADS, out, e);
     case MEDIA_FORMAT_DPX:
         return media_dpx_decode(name, buf, len, cap, out, e);
     case MEDIA_FORMAT_TIFF:

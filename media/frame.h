@@ -103,8 +103,14 @@ bool media_frame_equal(const media_frame *a, const media_frame *b);
 float media_half_to_float(uint16_t h);
 uint16_t media_float_to_half(float f);
 
+/* Threads an EXR read uses when media_read_opts.threads is 0: OpenEXR's C
+ * core decodes chunks independently, and two threads already take most of
+ * the gain on a frame without swamping a worker that reads several. */
+#define MEDIA_DEFAULT_THREADS 2
+
 typedef struct media_read_opts {
     uint64_t max_bytes; /* cap on the decoded frame; 0 = MEDIA_DEFAULT_MAX_BYTES */
+    uint32_t threads;   /* EXR chunk-decode threads; 0 = MEDIA_DEFAULT_THREADS, 1 = none */
 } media_read_opts;
 
 /* Reads path (at most 4 GiB) and decodes it by content. opts may be NULL. */

@@ -17,6 +17,7 @@
 #include <libswscale/swscale.h>
 
 #include "fs.h"
+#include "media_int.h"
 
 /* Forward skips shorter than this decode through instead of seeking. */
 #define VIDEO_SKIP_MAX 48
@@ -35,6 +36,11 @@ struct media_video {
     int64_t next; /* frame number the decoder returns next; -1 unknown */
     bool eof_sent;
     media_video_info info;
+    /* direct-conversion check, cached for one (format, matrix, range) */
+    int fast_fmt;
+    int fast_cs;
+    int fast_range;
+    int fast_state; /* 0 not checked, 1 equal to swscale, -1 use swscale */
 };
 
 static rs_err av_fail(const char *path, const char *what, int r, rs_error *e)
@@ -137,6 +143,15 @@ const media_video_info *media_video_get_info(const media_video *v)
     return &v->info;
 }
 
+const char *media_video_metadata(const media_video *v, const char *key)
+{
+    if (key == NULL) {
+        return NULL;
+    }
+    const AVDictionaryEntry *t = av_dict_get(v->fc->metadata, key, NULL, AV_DICT_MATCH_CASE);
+    return t != NULL ? t->value : NULL;
+}
+
 void media_video_close(media_video *v)
 {
     if (v == NULL) {
@@ -209,6 +224,123 @@ static rs_err seek_to(media_video *v, int64_t n, rs_error *e)
     return RS_OK;
 }
 
+/* ---- frame conversion ----------------------------------------------------
+ * swscale turns 10-bit 4:2:2 / 4:4:4 into RGB u16 through its generic
+ * scaler, which costs as much CPU as the ProRes decode itself. yuvrgb.c
+ * computes the same integers far faster; since it re-derives library
+ * internals, it is used only after it matched swscale bit for bit on a test
+ * pattern, once per open and (pixel format, matrix, range); otherwise
+ * swscale does the work. */
+
+static bool fast_kind(const AVFrame *fr, bool alpha, media_yuv_kind *kind)
+{
+    if (fr->format == AV_PIX_FMT_YUV422P10 && (fr->width & 1) == 0 && !alpha) {
+        *kind = MEDIA_YUV_422;
+    } else if (fr->format == AV_PIX_FMT_YUV444P10 && !alpha) {
+        *kind = MEDIA_YUV_444;
+    } else if (fr->format == AV_PIX_FMT_YUVA444P10 && alpha) {
+        *kind = MEDIA_YUV_444A;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static void fast_convert(const AVFrame *fr, media_yuv_kind kind, uint8_t *dst, size_t stride)
+{
+    media_yuv_coefs k = media_yuv_coefs_make(sws_getCoefficients(fr->colorspace),
+                                             fr->color_range == AVCOL_RANGE_JPEG);
+    media_yuv10_to_rgb16(&k, (const uint8_t *const *)fr->data, fr->linesize, fr->width, 0,
+                         fr->height, kind, dst, stride);
+}
+
+/* swscale conversion of fr into dst (packed, stride bytes) with the
+ * frame's own matrix and range, as ffmpeg's scale filter does; *sws is
+ * the cached context. false when swscale cannot do it. */
+static bool sws_convert(struct SwsContext **sws, const AVFrame *fr, enum AVPixelFormat dst_fmt,
+                        uint8_t *dst, int stride)
+{
+    *sws = sws_getCachedContext(*sws, fr->width, fr->height, (enum AVPixelFormat)fr->format,
+                                fr->width, fr->height, dst_fmt, SWS_BICUBIC, NULL, NULL, NULL);
+    if (*sws == NULL) {
+        return false;
+    }
+    int *inv = NULL;
+    int *tab = NULL;
+    int src_range = 0;
+    int dst_range = 0;
+    int bri = 0;
+    int con = 0;
+    int sat = 0;
+    if (sws_getColorspaceDetails(*sws, &inv, &src_range, &tab, &dst_range, &bri, &con, &sat) >= 0) {
+        const int *coef = sws_getCoefficients(fr->colorspace);
+        sws_setColorspaceDetails(*sws, coef, fr->color_range == AVCOL_RANGE_JPEG, tab, dst_range,
+                                 bri, con, sat);
+    }
+    uint8_t *planes[4] = {dst, NULL, NULL, NULL};
+    int strides[4] = {stride, 0, 0, 0};
+    sws_scale(*sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height, planes, strides);
+    return true;
+}
+
+/* Whether fast_convert equals swscale for frames like fr: checked once on a
+ * pattern where every row walks all 1024 codes of Y, U, V and A at
+ * different strides, so every code meets many partners, clipping included. */
+static bool fast_usable(media_video *v, const AVFrame *fr, bool alpha, media_yuv_kind *kind)
+{
+    if (!fast_kind(fr, alpha, kind)) {
+        return false;
+    }
+    if (v->fast_state != 0 && v->fast_fmt == fr->format && v->fast_cs == (int)fr->colorspace &&
+        v->fast_range == (int)fr->color_range) {
+        return v->fast_state > 0;
+    }
+    v->fast_fmt = fr->format;
+    v->fast_cs = (int)fr->colorspace;
+    v->fast_range = (int)fr->color_range;
+    v->fast_state = -1;
+    enum { TW = 2048, TH = 24 };
+    int ch = alpha ? 4 : 3;
+    AVFrame *t = av_frame_alloc();
+    uint16_t *a = malloc((size_t)TW * TH * (size_t)ch * 2);
+    uint16_t *b = malloc((size_t)TW * TH * (size_t)ch * 2);
+    struct SwsContext *sws = NULL;
+    if (t == NULL || a == NULL || b == NULL) {
+        goto out;
+    }
+    t->format = fr->format;
+    t->width = TW;
+    t->height = TH;
+    t->colorspace = fr->colorspace;
+    t->color_range = fr->color_range;
+    if (av_frame_get_buffer(t, 0) < 0) {
+        goto out;
+    }
+    for (int y = 0; y < TH; y++) {
+        for (int p = 0; p < (alpha ? 4 : 3); p++) {
+            uint16_t *row = (uint16_t *)(void *)(t->data[p] + (ptrdiff_t)y * t->linesize[p]);
+            int w = p > 0 && p < 3 && fr->format == AV_PIX_FMT_YUV422P10 ? TW / 2 : TW;
+            for (int x = 0; x < w; x++) {
+                row[x] = (uint16_t)((x * (2 * p + 1) + y * (97 + 31 * p) + p * 211) & 1023);
+            }
+        }
+    }
+    if (!sws_convert(&sws, t, alpha ? AV_PIX_FMT_RGBA64 : AV_PIX_FMT_RGB48, (uint8_t *)a,
+                     TW * ch * 2)) {
+        goto out;
+    }
+    fast_convert(t, *kind, (uint8_t *)b, (size_t)TW * (size_t)ch * 2);
+    if (memcmp(a, b, (size_t)TW * TH * (size_t)ch * 2) == 0) {
+        v->fast_state = 1;
+    }
+out:
+    sws_freeContext(sws);
+    free(a);
+    free(b);
+    av_frame_free(&t);
+    return v->fast_state > 0;
+}
+
 static rs_err convert(media_video *v, media_sample s, media_frame **out, rs_error *e)
 {
     AVFrame *fr = v->frm;
@@ -219,35 +351,21 @@ static rs_err convert(media_video *v, media_sample s, media_frame **out, rs_erro
         return rs_error_set(e, RS_EFORMAT, "%s: frame size changed mid-stream (%dx%d)", v->path,
                             fr->width, fr->height);
     }
-    v->sws = sws_getCachedContext(v->sws, fr->width, fr->height, (enum AVPixelFormat)fr->format,
-                                  fr->width, fr->height, dst, SWS_BICUBIC, NULL, NULL, NULL);
-    if (v->sws == NULL) {
-        return rs_error_set(e, RS_EFORMAT, "%s: cannot convert %s to RGB", v->path,
-                            av_get_pix_fmt_name((enum AVPixelFormat)fr->format));
-    }
-    /* as ffmpeg's scale filter: the frame's own matrix and range */
-    int *inv = NULL;
-    int *tab = NULL;
-    int src_range = 0;
-    int dst_range = 0;
-    int bri = 0;
-    int con = 0;
-    int sat = 0;
-    if (sws_getColorspaceDetails(v->sws, &inv, &src_range, &tab, &dst_range, &bri, &con, &sat) >=
-        0) {
-        const int *coef = sws_getCoefficients(fr->colorspace);
-        sws_setColorspaceDetails(v->sws, coef, fr->color_range == AVCOL_RANGE_JPEG, tab, dst_range,
-                                 bri, con, sat);
-    }
     media_frame *f = NULL;
-    rs_err rc = media_frame_create(v->info.width, v->info.height, alpha ? 4 : 3, s, &f, e);
+    /* every sample is written below (or the frame is dropped) */
+    rs_err rc = media_frame_create_uninit(v->info.width, v->info.height, alpha ? 4 : 3, s, &f, e);
     if (rc != RS_OK) {
         return rc;
     }
-    uint8_t *planes[4] = {f->data, NULL, NULL, NULL};
-    int strides[4] = {(int)media_frame_row_bytes(f), 0, 0, 0};
-    sws_scale(v->sws, (const uint8_t *const *)fr->data, fr->linesize, 0, fr->height, planes,
-              strides);
+    size_t stride = media_frame_row_bytes(f);
+    media_yuv_kind kind = MEDIA_YUV_422;
+    if (s == MEDIA_SAMPLE_U16 && fast_usable(v, fr, alpha, &kind)) {
+        fast_convert(fr, kind, f->data, stride);
+    } else if (!sws_convert(&v->sws, fr, dst, f->data, (int)stride)) {
+        media_frame_destroy(f);
+        return rs_error_set(e, RS_EFORMAT, "%s: cannot convert %s to RGB", v->path,
+                            av_get_pix_fmt_name((enum AVPixelFormat)fr->format));
+    }
     switch (fr->color_trc) {
     case AVCOL_TRC_BT709:
     case AVCOL_TRC_BT2020_10:
@@ -267,9 +385,7 @@ static rs_err convert(media_video *v, media_sample s, media_frame **out, rs_erro
         f->colour = MEDIA_COLOUR_REC709; /* video with no tag is Rec.709 in practice */
         break;
     }
-    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get((enum AVPixelFormat)fr->format);
     f->bit_depth = s == MEDIA_SAMPLE_U16 ? 16 : 8;
-    (void)d;
     *out = f;
     return RS_OK;
 }
@@ -451,14 +567,10 @@ rs_err media_video_writer_open(const char *path, uint32_t width, uint32_t height
     char url[4096 + 8];
     snprintf(url, sizeof url, "file:%s", w->a.tmp);
     r = avio_open(&w->oc->pb, url, AVIO_FLAG_WRITE);
-    if (r >= 0) {
-        r = avformat_write_header(w->oc, NULL);
-    }
     if (r < 0) {
-        rc = rs_error_set(e, RS_EIO, "%s: mov header: %s", path, av_err2str(r));
+        rc = rs_error_set(e, RS_EIO, "%s: cannot open for writing: %s", path, av_err2str(r));
         goto out;
     }
-    w->header = true;
     w->frm->format = w->cc->pix_fmt;
     w->frm->width = w->cc->width;
     w->frm->height = w->cc->height;
@@ -473,6 +585,69 @@ out:
         return rc;
     }
     *out = w;
+    return RS_OK;
+}
+
+/* Longest metadata key and value the writer takes; QuickTime keeps more,
+ * but deliverable labels are short and the cap keeps the moov box small. */
+#define VIDEO_META_KEY_MAX 255
+#define VIDEO_META_VALUE_MAX 65535
+
+rs_err media_video_writer_set_metadata(media_video_writer *w, const char *key, const char *value,
+                                       rs_error *e)
+{
+    if (w->header) {
+        return rs_error_set(e, RS_EINVAL,
+                            "%s: metadata '%s' set after the first frame (the header is written)",
+                            w->a.path, key != NULL ? key : "");
+    }
+    if (key == NULL || value == NULL) {
+        return rs_error_set(e, RS_EINVAL, "%s: metadata key and value must not be NULL", w->a.path);
+    }
+    size_t kl = strlen(key);
+    if (kl == 0 || kl > VIDEO_META_KEY_MAX) {
+        return rs_error_set(e, RS_EINVAL, "%s: metadata key '%.40s' empty or over %d bytes",
+                            w->a.path, key, VIDEO_META_KEY_MAX);
+    }
+    for (size_t i = 0; i < kl; i++) {
+        unsigned char c = (unsigned char)key[i];
+        if (c <= ' ' || c == 0x7f) {
+            return rs_error_set(e, RS_EINVAL,
+                                "%s: metadata key '%.40s' has a space or control byte", w->a.path,
+                                key);
+        }
+    }
+    if (strlen(value) > VIDEO_META_VALUE_MAX) {
+        return rs_error_set(e, RS_EINVAL, "%s: metadata '%s' value over %d bytes", w->a.path, key,
+                            VIDEO_META_VALUE_MAX);
+    }
+    /* replaces an earlier value of the same key (exact case) */
+    int r = av_dict_set(&w->oc->metadata, key, value, AV_DICT_MATCH_CASE);
+    if (r < 0) {
+        return rs_error_set(e, RS_ENOMEM, "%s: metadata '%s': %s", w->a.path, key, av_err2str(r));
+    }
+    return RS_OK;
+}
+
+/* Writes the mov header once, at the first frame (or at finish for an empty
+ * clip), so metadata set after open still lands in the file. use_metadata_tags
+ * stores every key as an mdta item; without it the muxer keeps only the
+ * fixed QuickTime names and drops custom keys such as "rushes:altered". */
+static rs_err writer_start(media_video_writer *w, rs_error *e)
+{
+    if (w->header) {
+        return RS_OK;
+    }
+    AVDictionary *opts = NULL;
+    int r = av_dict_set(&opts, "movflags", "use_metadata_tags", 0);
+    if (r >= 0) {
+        r = avformat_write_header(w->oc, &opts);
+    }
+    av_dict_free(&opts);
+    if (r < 0) {
+        return rs_error_set(e, RS_EIO, "%s: mov header: %s", w->a.path, av_err2str(r));
+    }
+    w->header = true;
     return RS_OK;
 }
 
@@ -506,6 +681,10 @@ rs_err media_video_writer_add(media_video_writer *w, const media_frame *f, rs_er
         sws_setColorspaceDetails(w->sws, inv, sr, sws_getCoefficients(SWS_CS_ITU709), 0, bri, con,
                                  sat);
     }
+    rs_err rc = writer_start(w, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
     int r = av_frame_make_writable(w->frm);
     if (r < 0) {
         return rs_error_set(e, RS_ENOMEM, "%s: out of memory", w->a.path);
@@ -527,8 +706,12 @@ rs_err media_video_writer_add(media_video_writer *w, const media_frame *f, rs_er
 
 rs_err media_video_writer_finish(media_video_writer *w, rs_error *e)
 {
-    rs_err rc = RS_OK;
-    int r = avcodec_send_frame(w->cc, NULL);
+    int r = 0;
+    rs_err rc = writer_start(w, e);
+    if (rc != RS_OK) {
+        goto out;
+    }
+    r = avcodec_send_frame(w->cc, NULL);
     if (r < 0 && r != AVERROR_EOF) {
         rc = rs_error_set(e, RS_EIO, "%s: encode flush: %s", w->a.path, av_err2str(r));
         goto out;

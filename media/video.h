@@ -14,7 +14,9 @@
  * The writer makes a QuickTime .mov with ProRes 422 HQ or 4444 (prores_ks)
  * from RGB(A) u8/u16 frames, Rec.709 tagged, written atomically: nothing
  * appears under the final name until media_video_writer_finish succeeds.
- * Handles are single-threaded; the caller owns and closes them.
+ * The writer also carries container metadata (QuickTime mdta items), read
+ * back with media_video_metadata. Handles are single-threaded; the caller
+ * owns and closes them.
  */
 #ifndef RS_MEDIA_VIDEO_H
 #define RS_MEDIA_VIDEO_H
@@ -38,6 +40,10 @@ typedef struct media_video_info {
 
 rs_err media_video_open(const char *path, media_video **out, rs_error *e);
 const media_video_info *media_video_get_info(const media_video *v);
+/* The container's metadata value for key (exact case; QuickTime mdta items
+ * and the fixed names such as "title" or "encoder"), or NULL. The string
+ * lives as long as v. */
+const char *media_video_metadata(const media_video *v, const char *key);
 /* Frame n (0-based) as RGB or RGBA of sample type u8 or u16. RS_ENOENT
  * "path: frame n past the end (m frames)" beyond the last frame. */
 rs_err media_video_read(media_video *v, int64_t n, media_sample s, media_frame **out, rs_error *e);
@@ -53,6 +59,14 @@ typedef struct media_video_writer media_video_writer;
 rs_err media_video_writer_open(const char *path, uint32_t width, uint32_t height, int fps_num,
                                int fps_den, media_prores_profile profile, media_video_writer **out,
                                rs_error *e);
+/* Sets container metadata key = value (both copied; a repeated key replaces
+ * the earlier value). Only before the first media_video_writer_add: the mov
+ * header is written then, and later calls give RS_EINVAL. Every key is kept
+ * as a QuickTime mdta item (movflags use_metadata_tags), so custom keys such
+ * as "rushes:altered" survive and show in `ffprobe -show_format`. Keys are
+ * 1-255 bytes without spaces or control bytes; values up to 65535 bytes. */
+rs_err media_video_writer_set_metadata(media_video_writer *w, const char *key, const char *value,
+                                       rs_error *e);
 /* Appends one RGB/RGBA u8/u16 frame of the writer's size. */
 rs_err media_video_writer_add(media_video_writer *w, const media_frame *f, rs_error *e);
 /* Flushes, writes the index, fsyncs and renames into place; frees w. */

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     media_frame *f = NULL;
     rs_error e;
     rs_error_clear(&e);
-    rs_err rc = media_exr_decode("fuzz.exr", data, size, 16u << 20, &f, &e);
+    rs_err rc = media_exr_decode("fuzz.exr", data, size, 16u << 20, 2, &f, &e);
     if (rc == RS_OK) {
         /* the frame must be as big as it says: touch its last byte */
         volatile uint8_t last = f->data[media_frame_bytes(f) - 1];

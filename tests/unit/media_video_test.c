@@ -202,6 +202,59 @@ Test(media_video, prores_writer_round_trip)
        clip);
 }
 
+/* Container metadata written by our ProRes writer comes back through our
+ * reader and through ffprobe's format tags, custom "rushes:" keys included;
+ * setting it after the first frame is refused. */
+Test(media_video, prores_writer_metadata_round_trip)
+{
+    char clip[PATH_MAX];
+    snprintf(clip, sizeof clip, "%s/meta.mov", dir);
+    media_video_writer *w = NULL;
+    rs_error e;
+    cr_assert_eq(media_video_writer_open(clip, 64, 36, 24, 1, MEDIA_PRORES_422_HQ, &w, &e), RS_OK,
+                 "%s", e.msg);
+    cr_assert_eq(media_video_writer_set_metadata(w, "rushes:altered", "first", &e), RS_OK, "%s",
+                 e.msg);
+    cr_assert_eq(media_video_writer_set_metadata(w, "rushes:altered", "true", &e), RS_OK, "%s",
+                 e.msg);
+    cr_assert_eq(media_video_writer_set_metadata(w, "rushes:model", "removal v3 sha=ab12", &e),
+                 RS_OK, "%s", e.msg);
+    cr_assert_eq(media_video_writer_set_metadata(w, "title", "shot 010", &e), RS_OK, "%s", e.msg);
+    cr_assert_eq(media_video_writer_set_metadata(w, "", "x", &e), RS_EINVAL);
+    cr_assert_eq(media_video_writer_set_metadata(w, "bad key", "x", &e), RS_EINVAL);
+    media_frame *f = NULL;
+    cr_assert_eq(media_frame_create(64, 36, 3, MEDIA_SAMPLE_U8, &f, &e), RS_OK);
+    memset(f->data, 90, media_frame_bytes(f));
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(media_video_writer_add(w, f, &e), RS_OK, "%s", e.msg);
+    }
+    cr_assert_eq(media_video_writer_set_metadata(w, "late", "x", &e), RS_EINVAL);
+    cr_assert_not_null(strstr(e.msg, "first frame"), "%s", e.msg);
+    cr_assert_eq(media_video_writer_finish(w, &e), RS_OK, "%s", e.msg);
+    media_frame_destroy(f);
+
+    media_video *v = NULL;
+    cr_assert_eq(media_video_open(clip, &v, &e), RS_OK, "%s", e.msg);
+    cr_assert_eq(media_video_get_info(v)->frames, 3);
+    cr_assert_str_eq(media_video_metadata(v, "rushes:altered"), "true");
+    cr_assert_str_eq(media_video_metadata(v, "rushes:model"), "removal v3 sha=ab12");
+    cr_assert_str_eq(media_video_metadata(v, "title"), "shot 010");
+    cr_assert_null(media_video_metadata(v, "late"));
+    cr_assert_null(media_video_metadata(v, "RUSHES:ALTERED"), "keys match by exact case");
+    media_video_close(v);
+
+    char json[PATH_MAX];
+    snprintf(json, sizeof json, "%s/tags.json", dir);
+    sh("ffprobe -v error -show_entries format_tags -of json '%s' > '%s'", clip, json);
+    size_t n = 0;
+    char *t = (char *)slurp(json, &n);
+    t[n] = '\0';
+    cr_assert_not_null(strstr(t, "\"rushes:altered\": \"true\""), "%s", t);
+    cr_assert_not_null(strstr(t, "\"rushes:model\": \"removal v3 sha=ab12\""), "%s", t);
+    cr_assert_not_null(strstr(t, "\"title\": \"shot 010\""), "%s", t);
+    free(t);
+}
+
 Test(media_video, missing_and_wrong_files)
 {
     media_video *v = NULL;
