@@ -25,6 +25,8 @@ const cli_opt_spec cli_submit_opts[] = {
     {"priority", CLI_OPT_VALUE},      {"depends-on", CLI_OPT_MULTI},
     {"max-attempts", CLI_OPT_VALUE},  {"pool", CLI_OPT_VALUE},
     {"min-memory-mb", CLI_OPT_VALUE}, {"idempotency-key", CLI_OPT_VALUE},
+    {"window", CLI_OPT_VALUE},        {"window-hours", CLI_OPT_VALUE},
+    {"window-min", CLI_OPT_VALUE},    {"tz", CLI_OPT_VALUE},
     {"wait", CLI_OPT_FLAG},           {NULL, CLI_OPT_FLAG},
 };
 
@@ -180,6 +182,58 @@ static rs_err add_depends(cJSON *deps, const char *list, rs_error *e)
     }
 }
 
+/*
+ * --window CRON with --window-hours N or --window-min N, and --tz ZONE,
+ * become the job's "window" object. The daemon checks the cron expression
+ * and the zone (it owns the zoneinfo lookup); here only the shape and the
+ * duration's range, so a typo fails before anything is sent. Under
+ * `schedule add` (which has --cron) --tz is the schedule's zone and also
+ * the window's.
+ */
+static rs_err add_window(cJSON *body, const cli_args *a, rs_error *e)
+{
+    const char *cron = cli_args_get(a, "window");
+    const char *hours = cli_args_get(a, "window-hours");
+    const char *mins = cli_args_get(a, "window-min");
+    const char *tz = cli_args_get(a, "tz");
+    if (cron == NULL) {
+        if (hours != NULL || mins != NULL) {
+            return rs_error_set(e, RS_EINVAL, "--window-%s needs --window 'M H DOM MON DOW'",
+                                hours != NULL ? "hours" : "min");
+        }
+        if (tz != NULL && !cli_args_has(a, "cron")) {
+            return rs_error_set(e, RS_EINVAL, "--tz needs --window 'M H DOM MON DOW'");
+        }
+        return RS_OK;
+    }
+    if (cron[0] == '\0') {
+        return rs_error_set(e, RS_EINVAL, "--window: empty cron expression");
+    }
+    if ((hours == NULL) == (mins == NULL)) {
+        return rs_error_set(e, RS_EINVAL,
+                            "--window needs one of --window-hours N or --window-min N");
+    }
+    int64_t dur = 0;
+    rs_err rc = hours != NULL ? cli_parse_int("--window-hours", hours, 1, 168, &dur, e)
+                              : cli_parse_int("--window-min", mins, 1, 10080, &dur, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    if (hours != NULL) {
+        dur *= 60;
+    }
+    if (tz != NULL && tz[0] == '\0') {
+        return rs_error_set(e, RS_EINVAL, "--tz: empty time zone");
+    }
+    cJSON *w = cJSON_AddObjectToObject(body, "window");
+    if (w == NULL || cJSON_AddStringToObject(w, "cron", cron) == NULL ||
+        cJSON_AddNumberToObject(w, "duration_min", (double)dur) == NULL ||
+        (tz != NULL && cJSON_AddStringToObject(w, "tz", tz) == NULL)) {
+        return rs_error_set(e, RS_ENOMEM, "out of memory");
+    }
+    return RS_OK;
+}
+
 rs_err cli_submit_body(const char *kind, const cli_args *a, cJSON **out, rs_error *e)
 {
     rs_err rc = RS_OK;
@@ -287,6 +341,10 @@ rs_err cli_submit_body(const char *kind, const cli_args *a, cJSON **out, rs_erro
                               "--idempotency-key: must be 1..128 printable characters");
             goto out;
         }
+    }
+    rc = add_window(body, a, e);
+    if (rc != RS_OK) {
+        goto out;
     }
     *out = body;
     body = NULL;

@@ -72,7 +72,8 @@ rs_err cli_param_parse(cJSON *params, const char *kv, rs_error *e);
 /*
  * Builds the POST /api/v1/jobs body for kind from submit's options
  * (--project required, --param..., --params JSON | --params-file FILE,
- * --priority, --depends-on ID[,ID], --max-attempts, --pool). *out is a new
+ * --priority, --depends-on ID[,ID], --max-attempts, --pool, --window CRON
+ * with --window-hours N | --window-min N and --tz ZONE). *out is a new
  * object the caller deletes. Errors name the option at fault.
  */
 rs_err cli_submit_body(const char *kind, const cli_args *a, cJSON **out, rs_error *e);

@@ -952,6 +952,7 @@ static const command commands[] = {
      "submit KIND --project P [--param key=value ...] [--params JSON | --params-file FILE]\n"
      "         [--priority N] [--depends-on ID[,ID]] [--max-attempts N] [--pool NAME]\n"
      "         [--min-memory-mb N] [--idempotency-key K] [--wait]\n"
+     "         [--window 'M H DOM MON DOW' --window-hours N|--window-min N [--tz ZONE]]\n"
      "         submit removal --project P --param frames=F --param masks=M --param output=O\n"
      "         [--param steps=N] [--param from=MODEL]  (a train job + an infer job)"},
     {"ingest", cli_submit_opts, cmd_ingest, 1, 1, "ingest PATH --project P [submit options]"},

@@ -164,6 +164,8 @@ int cli_removal_submit(cli_ctx *c, const cli_args *a)
     cJSON *ip = cJSON_GetObjectItemCaseSensitive(infer, "params");
     cJSON_DeleteItemFromObjectCaseSensitive(ip, "steps");
     cJSON_DeleteItemFromObjectCaseSensitive(ip, "from");
+    /* A --window is for the training; the infer job runs as soon as it may. */
+    cJSON_DeleteItemFromObjectCaseSensitive(infer, "window");
     if (cJSON_GetObjectItemCaseSensitive(ip, "output") == NULL) {
         rc = usage(c, "submit", "removal: --param output=FOLDER is required");
         goto out;

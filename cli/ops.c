@@ -149,12 +149,13 @@ int cli_cmd_token(cli_ctx *c, const cli_args *a)
 /* ---- schedule ----------------------------------------------------------------- */
 
 const cli_opt_spec cli_schedule_opts[] = {
-    {"cron", CLI_OPT_VALUE},     {"tz", CLI_OPT_VALUE},
-    {"project", CLI_OPT_VALUE},  {"param", CLI_OPT_MULTI},
-    {"params", CLI_OPT_VALUE},   {"params-file", CLI_OPT_VALUE},
-    {"priority", CLI_OPT_VALUE}, {"max-attempts", CLI_OPT_VALUE},
-    {"pool", CLI_OPT_VALUE},     {"min-memory-mb", CLI_OPT_VALUE},
-    {NULL, CLI_OPT_FLAG},
+    {"cron", CLI_OPT_VALUE},       {"tz", CLI_OPT_VALUE},
+    {"project", CLI_OPT_VALUE},    {"param", CLI_OPT_MULTI},
+    {"params", CLI_OPT_VALUE},     {"params-file", CLI_OPT_VALUE},
+    {"priority", CLI_OPT_VALUE},   {"max-attempts", CLI_OPT_VALUE},
+    {"pool", CLI_OPT_VALUE},       {"min-memory-mb", CLI_OPT_VALUE},
+    {"window", CLI_OPT_VALUE},     {"window-hours", CLI_OPT_VALUE},
+    {"window-min", CLI_OPT_VALUE}, {NULL, CLI_OPT_FLAG},
 };
 
 static void show_schedules(cli_ctx *c, const cJSON *doc)

@@ -89,7 +89,13 @@ typedef enum api_route {
     ROUTE_JOB_PRIORITY,
     ROUTE_METRICS,
     ROUTE_EXT,
+    ROUTE_JOB_GRAPH,   /* the dashboard's job page: DAG neighbours */
+    ROUTE_JOB_LOSS,    /* ... training loss history */
+    ROUTE_JOB_CONTACT, /* ... removal contact sheet (PNG) */
 } api_route;
+
+/* A contact sheet is a few thumbnails; anything bigger is not one. */
+#define CONTACT_SHEET_CAP ((size_t)32 << 20)
 
 /* A validated submit: everything store_job_submit needs, owned. */
 typedef struct api_submit {
@@ -138,7 +144,8 @@ typedef struct api_req {
     const char *rest;
     char *query;
     cJSON *json;
-    char *text; /* non-JSON reply body */
+    char *text;      /* non-JSON reply body */
+    size_t text_len; /* when text holds binary bytes (a PNG); 0 = strlen(text) */
     const char *content_type;
     /* outcome from apply() */
     int status;
@@ -809,6 +816,19 @@ static int route(api_req *r, const char *path, char *msg, size_t msglen, const c
                 r->route = ROUTE_JOB_LOG;
                 return get ? 0 : 405;
             }
+            static const struct {
+                const char *suffix;
+                api_route route;
+            } page[] = {{"/graph", ROUTE_JOB_GRAPH},
+                        {"/loss", ROUTE_JOB_LOSS},
+                        {"/contact-sheet", ROUTE_JOB_CONTACT}};
+            for (size_t i = 0; i < sizeof page / sizeof page[0]; i++) {
+                if (strcmp(slash, page[i].suffix) == 0) {
+                    *allow = "GET, HEAD";
+                    r->route = page[i].route;
+                    return get ? 0 : 405;
+                }
+            }
             if (strcmp(slash, "/priority") == 0) {
                 *allow = "POST, PATCH";
                 r->route = ROUTE_JOB_PRIORITY;
@@ -1284,6 +1304,84 @@ static void apply_ext(server *sv, api_req *r, srv_batch *b)
     }
 }
 
+/* Is path (resolved) inside dir (resolved)? */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    if (n > 1 && dir[n - 1] == '/') {
+        n--;
+    }
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || n == 1);
+}
+
+/*
+ * The removal_infer job's contact sheet (result.contact_sheet, written by
+ * the job's finalize). The path comes from a job result, so it is only
+ * trusted once resolved: it must be named contact_sheet.png, be a regular
+ * file under one of the daemon's media roots or its data dir, and hold a
+ * PNG under the cap. Read on the loop thread: it is small and this keeps
+ * the tenancy check and the read in one place.
+ */
+static void apply_contact_sheet(server *sv, api_req *r)
+{
+    cJSON *job = NULL;
+    char *buf = NULL;
+    char real[PATH_MAX];
+    if (store_job_get(server_store(sv), r->id, &job, &r->err) != RS_OK) {
+        r->status = status_for(r->err.code);
+        goto out;
+    }
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(job, "result");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(res, "contact_sheet");
+    if (!cJSON_IsString(p) || p->valuestring[0] != '/') {
+        r->status = 404;
+        rs_error_set(&r->err, RS_ENOENT, "job %lld: no contact sheet", (long long)r->id);
+        goto out;
+    }
+    const char *base = strrchr(p->valuestring, '/') + 1;
+    if (strcmp(base, "contact_sheet.png") != 0 || realpath(p->valuestring, real) == NULL) {
+        r->status = 404;
+        rs_error_set(&r->err, RS_ENOENT, "job %lld: contact sheet %.200s: not found",
+                     (long long)r->id, p->valuestring);
+        goto out;
+    }
+    const rsd_config *cfg = server_config(sv);
+    bool inside = false;
+    char root[PATH_MAX];
+    for (size_t i = 0; i < cfg->nmedia_roots && !inside; i++) {
+        inside = path_under(real, cfg->media_roots[i]);
+    }
+    if (!inside && cfg->data_dir != NULL && realpath(cfg->data_dir, root) != NULL) {
+        inside = path_under(real, root);
+    }
+    if (!inside) {
+        r->status = 404;
+        rs_error_set(&r->err, RS_ENOENT,
+                     "job %lld: contact sheet is outside the media roots and data dir",
+                     (long long)r->id);
+        goto out;
+    }
+    size_t len = 0;
+    if (rs_fs_read_all(real, CONTACT_SHEET_CAP, &buf, &len, &r->err) != RS_OK) {
+        r->status = 404;
+        goto out;
+    }
+    static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len < sizeof png_magic || memcmp(buf, png_magic, sizeof png_magic) != 0) {
+        r->status = 500;
+        rs_error_set(&r->err, RS_EINVAL, "job %lld: contact sheet %.200s is not a PNG",
+                     (long long)r->id, real);
+        goto out;
+    }
+    r->text = buf;
+    r->text_len = len;
+    r->content_type = "image/png";
+    buf = NULL;
+out:
+    free(buf);
+    cJSON_Delete(job);
+}
+
 static void apply_metrics(server *sv, api_req *r, srv_batch *b)
 {
     cJSON *m = NULL;
@@ -1333,6 +1431,9 @@ static bool authorize(server *sv, api_req *r)
         return need(r, AUTH_CAN_READ, "read");
     case ROUTE_JOB_GET:
     case ROUTE_JOB_LOG:
+    case ROUTE_JOB_GRAPH:
+    case ROUTE_JOB_LOSS:
+    case ROUTE_JOB_CONTACT:
         return need(r, AUTH_CAN_READ, "read") && job_visible(sv, r);
     case ROUTE_JOB_CANCEL:
     case ROUTE_JOB_RETRY:
@@ -1431,6 +1532,24 @@ static void api_apply(server *sv, srv_item *it, srv_batch *b)
             r->resp = wrap("job", job_summary(out));
         }
         break;
+    case ROUTE_JOB_GRAPH:
+        rc = store_job_graph(st, r->id, auth_tenant_filter(&r->who), &out, &r->err);
+        if (rc == RS_OK) {
+            r->resp = wrap("graph", out);
+        }
+        break;
+    case ROUTE_JOB_LOSS:
+        rc = store_job_loss(st, r->id, &out, &r->err);
+        if (rc == RS_OK) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "job", (double)r->id);
+            cJSON_AddItemToObject(o, "points", out);
+            r->resp = o;
+        }
+        break;
+    case ROUTE_JOB_CONTACT:
+        apply_contact_sheet(sv, r);
+        return;
     case ROUTE_JOB_LOG:
         rc = store_job_log(st, r->id, r->limit, &out, &r->err);
         if (rc == RS_OK) {
@@ -1473,7 +1592,7 @@ static void api_reply(server *sv, srv_item *it, bool committed)
                    false, NULL);
     } else if (r->text != NULL) {
         send_typed(r->aio, r->status, r->content_type != NULL ? r->content_type : "text/plain",
-                   r->text, strlen(r->text), false, NULL);
+                   r->text, r->text_len > 0 ? r->text_len : strlen(r->text), false, NULL);
     } else {
         char *text = cJSON_PrintUnformatted(r->resp);
         if (text == NULL) {

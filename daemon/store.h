@@ -345,4 +345,23 @@ rs_err store_schedule_fired(store *s, int64_t id, int64_t fired_at, int64_t next
  * a long copy and the copy is one snapshot). dest must not exist. */
 rs_err store_backup_file(const char *path, const char *dest, rs_error *e);
 
+/* ---- job page: DAG neighbours and loss history (store_ops.c) ------------- */
+
+/*
+ * The job and its direct parents (depends_on) and children (jobs that
+ * depend on it), as {"nodes": [{"id", "project", "kind", "state",
+ * "progress", "role": "self"|"parent"|"child"}], "edges": [{"from": parent,
+ * "to": child}]}. tenant non-NULL leaves out jobs of projects of other
+ * tenants (and their edges). RS_ENOENT if job_id does not exist.
+ */
+rs_err store_job_graph(store *s, int64_t job_id, const char *tenant, cJSON **out, rs_error *e);
+
+/*
+ * The job's training loss history (table train_loss, filled from its tasks'
+ * "step N/M loss X" progress lines by a trigger, at most 1000 points a task,
+ * older ones thinned): [{"task": index, "attempt", "step", "loss"}] in
+ * report order. [] for a job that reported none.
+ */
+rs_err store_job_loss(store *s, int64_t job_id, cJSON **out_array, rs_error *e);
+
 #endif

@@ -906,3 +906,116 @@ rs_err store_job_window_set(store *s, int64_t job_id, const char *window_json, b
     }
     return store_int_end(s, rc, e);
 }
+
+/* ---- job page: DAG neighbours and loss history ---------------------------- */
+
+rs_err store_job_graph(store *s, int64_t job_id, const char *tenant, cJSON **out, rs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *nodes = cJSON_AddArrayToObject(o, "nodes");
+    cJSON *edges = cJSON_AddArrayToObject(o, "edges");
+    if (nodes == NULL || edges == NULL) {
+        cJSON_Delete(o);
+        return rs_error_set(e, RS_ENOMEM, "job %" PRId64 " graph: out of memory", job_id);
+    }
+    /* The job itself comes first whatever its tenant (the caller checked
+     * it); neighbours only when visible. Progress as GET /jobs reports it. */
+    rs_err rc = prep(s,
+                     "WITH n(id, role) AS (SELECT ?1, 'self' "
+                     "  UNION ALL SELECT depends_on, 'parent' FROM job_dep WHERE job_id = ?1 "
+                     "  UNION ALL SELECT job_id, 'child' FROM job_dep WHERE depends_on = ?1) "
+                     "SELECT j.id, p.name, j.kind, j.state, n.role, "
+                     "  (SELECT AVG(CASE WHEN t.state = 'succeeded' THEN 1.0 WHEN t.progress < 0 "
+                     "   THEN 0.0 ELSE t.progress END) FROM task t WHERE t.job_id = j.id) "
+                     "FROM n JOIN job j ON j.id = n.id JOIN project p ON p.id = j.project_id "
+                     "WHERE n.role = 'self' OR ?2 IS NULL OR p.tenant = ?2 "
+                     "ORDER BY n.role = 'child', n.role = 'self', j.id",
+                     &st, e);
+    if (rc != RS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    bind_opt(st, 2, tenant);
+    bool found = false;
+    int rv;
+    while ((rv = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *role = col(st, 4);
+        cJSON *n = cJSON_CreateObject();
+        if (n == NULL) {
+            rc = rs_error_set(e, RS_ENOMEM, "job %" PRId64 " graph: out of memory", job_id);
+            goto out;
+        }
+        cJSON_AddItemToArray(nodes, n);
+        cJSON_AddNumberToObject(n, "id", (double)id);
+        cJSON_AddStringToObject(n, "project", col(st, 1));
+        cJSON_AddStringToObject(n, "kind", col(st, 2));
+        cJSON_AddStringToObject(n, "state", col(st, 3));
+        cJSON_AddNumberToObject(n, "progress", sqlite3_column_double(st, 5));
+        cJSON_AddStringToObject(n, "role", role);
+        if (strcmp(role, "self") == 0) {
+            found = true;
+            continue;
+        }
+        bool parent = strcmp(role, "parent") == 0;
+        cJSON *ed = cJSON_CreateObject();
+        cJSON_AddItemToArray(edges, ed);
+        cJSON_AddNumberToObject(ed, "from", (double)(parent ? id : job_id));
+        cJSON_AddNumberToObject(ed, "to", (double)(parent ? job_id : id));
+    }
+    if (rv != SQLITE_DONE) {
+        rc = store_int_dberr(s, e, "job graph");
+        goto out;
+    }
+    if (!found) {
+        rc = rs_error_set(e, RS_ENOENT, "job %" PRId64 ": no such job", job_id);
+        goto out;
+    }
+    *out = o;
+    o = NULL;
+out:
+    sqlite3_finalize(st);
+    cJSON_Delete(o);
+    return rc;
+}
+
+rs_err store_job_loss(store *s, int64_t job_id, cJSON **out_array, rs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    cJSON *arr = cJSON_CreateArray();
+    if (arr == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "job %" PRId64 " loss: out of memory", job_id);
+    }
+    rs_err rc = prep(s,
+                     "SELECT t.idx, l.attempt_id, l.step, l.loss FROM train_loss l "
+                     "JOIN task t ON t.id = l.task_id WHERE t.job_id = ?1 ORDER BY t.idx, l.id",
+                     &st, e);
+    if (rc != RS_OK) {
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    int rv;
+    while ((rv = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *p = cJSON_CreateObject();
+        if (p == NULL) {
+            rc = rs_error_set(e, RS_ENOMEM, "job %" PRId64 " loss: out of memory", job_id);
+            goto out;
+        }
+        cJSON_AddItemToArray(arr, p);
+        cJSON_AddNumberToObject(p, "task", (double)sqlite3_column_int64(st, 0));
+        cJSON_AddNumberToObject(p, "attempt", (double)sqlite3_column_int64(st, 1));
+        cJSON_AddNumberToObject(p, "step", (double)sqlite3_column_int64(st, 2));
+        cJSON_AddNumberToObject(p, "loss", sqlite3_column_double(st, 3));
+    }
+    if (rv != SQLITE_DONE) {
+        rc = store_int_dberr(s, e, "job loss");
+        goto out;
+    }
+    *out_array = arr;
+    arr = NULL;
+out:
+    sqlite3_finalize(st);
+    cJSON_Delete(arr);
+    return rc;
+}

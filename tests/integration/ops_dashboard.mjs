@@ -6,6 +6,7 @@
 //
 //   node ops_dashboard.mjs API TOKEN ARTIFACTS_DIR
 //        RUNNING_JOB_ID WORKER_TO_DRAIN_NAME AUDIT_TOKEN QUEUED_JOB_ID
+//        WINDOWED_JOB_ID TRAIN_JOB_ID INFER_JOB_ID   (train/infer 0 = none)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,7 +65,7 @@ class MiniWebSocket {
 }
 const WS = globalThis.WebSocket ?? MiniWebSocket;
 
-const [API, TOKEN, ART, RUNNING, DRAIN_NAME, AUDIT_TOKEN, QUEUED] = process.argv.slice(2);
+const [API, TOKEN, ART, RUNNING, DRAIN_NAME, AUDIT_TOKEN, QUEUED, WIN, TRAIN, INFER] = process.argv.slice(2);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
@@ -148,6 +149,7 @@ async function go(hash, view) {
   await evaluate(`location.hash = ${JSON.stringify(hash)}; true`);
   // A fresh render of the right view, after the hash change.
   await waitFor(`document.querySelector('#view').dataset.view === ${JSON.stringify(view)} &&
+                 document.querySelector('#view').dataset.hash === ${JSON.stringify(hash)} &&
                  Number(document.querySelector('#view').dataset.loaded) > ${before}`, `view ${view}`);
 }
 
@@ -200,6 +202,10 @@ try {
   for (const s of ['queued', 'running', 'succeeded', 'failed']) {
     if (!statesShown.has(s)) fail(`no ${s} job in the table (shown: ${[...statesShown]})`);
   }
+  // The windowed job shows its window, shut.
+  const winCell = await evaluate(`document.querySelector('tr[data-job-id="${WIN}"] .job-window')?.textContent || ''`);
+  const winApi = (await apiGet(`/api/v1/jobs/${WIN}`)).job.window;
+  if (!winApi || !winCell.includes(winApi.cron) || !winCell.includes('shut')) fail(`window cell of job ${WIN}: "${winCell}", API ${JSON.stringify(winApi)}`);
   await shot('jobs.png');
 
   // --- job page ----------------------------------------------------------
@@ -213,6 +219,56 @@ try {
     fail('job page lacks the loss curve or ledger section');
   await waitFor(`document.querySelector('#log').textContent.length > 0`, 'log section');
   await shot('job.png');
+
+  // --- windowed job page ----------------------------------------------------
+  await go(`#/job/${WIN}`, 'job');
+  const winDd = await evaluate(`document.querySelector('#job-window').textContent`);
+  if (!winDd.includes(winApi.cron) || !winDd.includes(winApi.tz) || !winDd.includes('1 h')) fail(`job ${WIN} window shown as "${winDd}"`);
+
+  // --- training and infer job pages: DAG, loss curve, contact sheet, ledger --
+  async function checkDag(id) {
+    const g = (await apiGet(`/api/v1/jobs/${id}/graph`)).graph;
+    const nodes = await evaluate(`[...document.querySelectorAll('#dag .dag-node')].map(n =>
+        [Number(n.dataset.jobId), n.dataset.state, n.dataset.role])`);
+    const want = g.nodes.map(n => [n.id, n.state, n.role]);
+    const key = a => JSON.stringify([...a].sort());
+    if (key(nodes) !== key(want)) fail(`job ${id} DAG shows ${JSON.stringify(nodes)}, API ${JSON.stringify(want)}`);
+    const edges = await evaluate(`document.querySelectorAll('#dag .dag-edge').length`);
+    if (edges !== g.edges.length) fail(`job ${id} DAG draws ${edges} edges, API ${g.edges.length}`);
+    return g;
+  }
+  async function checkLedger(id, project) {
+    const evs = (await apiGet(`/api/v1/ledger/events?project=${project}`)).events
+      .filter(e => e.payload && Number(e.payload.job) === Number(id)).map(e => e.seq);
+    const rows = await evaluate(`[...document.querySelectorAll('#ledger tbody tr')].map(r => Number(r.dataset.seq))`);
+    if (JSON.stringify(rows) !== JSON.stringify(evs)) fail(`job ${id} ledger rows ${rows}, API ${evs}`);
+    if (!evs.length && !(await evaluate(`!!document.querySelector('#ledger-placeholder')`))) fail(`job ${id}: no ledger placeholder`);
+    return evs.length;
+  }
+  if (Number(TRAIN) > 0) {
+    await go(`#/job/${TRAIN}`, 'job');
+    const g = await checkDag(TRAIN);
+    if (!g.nodes.some(n => n.id === Number(INFER) && n.role === 'child')) fail(`infer job ${INFER} is not a child of ${TRAIN}`);
+    const pts = (await apiGet(`/api/v1/jobs/${TRAIN}/loss`)).points;
+    const svg = await evaluate(`(() => { const s = document.querySelector('svg#loss');
+        return s && { n: Number(s.dataset.points), last: Number(s.dataset.lastLoss),
+          lines: [...s.querySelectorAll('polyline')].map(p => p.getAttribute('points').trim().split(/\\s+/).length) }; })()`);
+    if (!svg) fail(`job ${TRAIN}: no loss curve`);
+    if (svg.n !== pts.length || svg.last !== pts[pts.length - 1].loss) fail(`loss curve ${JSON.stringify(svg)}, API ${pts.length} points, last ${pts[pts.length - 1].loss}`);
+    if (svg.lines.reduce((a, b) => a + b, 0) !== pts.length) fail(`loss polylines hold ${svg.lines} vertices, API ${pts.length} points`);
+    const nTrainEv = await checkLedger(TRAIN, 'feature');
+    await shot('job-train.png');
+    // Into the infer job through its DAG node.
+    const before = await evaluate(`Number(document.querySelector('#view').dataset.loaded)`);
+    await evaluate(`document.querySelector('#dag .dag-node[data-job-id="${INFER}"]').closest('a').dispatchEvent(new MouseEvent('click', {bubbles: true})); true`);
+    await waitFor(`location.hash === '#/job/${INFER}' && Number(document.querySelector('#view').dataset.loaded) > ${before}`, 'infer job page via the DAG');
+    await checkDag(INFER);
+    await waitFor(`document.querySelector('img#contact-sheet')?.complete && document.querySelector('img#contact-sheet').naturalWidth > 0`, 'contact sheet image');
+    const nInferEv = await checkLedger(INFER, 'feature');
+    if (nTrainEv + nInferEv === 0) fail('neither removal job shows a ledger event');
+    if (await evaluate(`!!document.querySelector('svg#loss')`)) fail(`infer job ${INFER} shows a loss curve`);
+    await shot('job-infer.png');
+  }
 
   // --- workers -----------------------------------------------------------
   await go('#/workers', 'workers');
@@ -256,7 +312,7 @@ try {
   await shot('audit-refused.png');
 
   if (consoleErrors.length) fail('page exceptions: ' + consoleErrors.join('; '));
-  console.log('dashboard: overview, jobs, job, workers, schedules checked; cancel and drain through the UI');
+  console.log('dashboard: overview, jobs, job (DAG, loss, contact sheet, ledger, window), workers, schedules checked; cancel and drain through the UI');
 } catch (e) {
   if (!process.exitCode) { console.error('FAIL: ' + e.message); process.exitCode = 1; }
   try { await shot('failure.png'); } catch (e2) { /* best effort */ }

@@ -367,6 +367,60 @@ Test(cli_args, submit_body)
     }
 }
 
+Test(cli_args, submit_window)
+{
+    rs_error e;
+    rs_err rc;
+    char *s = submit_json(&e, &rc, 8, "--project", "demo", "--window", "0 22 * * *",
+                          "--window-hours", "8", "--tz", "Europe/London");
+    cr_assert_eq(rc, RS_OK, "%s", e.msg);
+    cr_assert_str_eq(s, "{\"project\":\"demo\",\"kind\":\"noop\",\"params\":{},"
+                        "\"window\":{\"cron\":\"0 22 * * *\",\"duration_min\":480,"
+                        "\"tz\":\"Europe/London\"}}");
+    free(s);
+    s = submit_json(&e, &rc, 7, "--project", "demo", "--window=30 1 * * 1-5", "--window-min", "90",
+                    "--priority", "3");
+    cr_assert_eq(rc, RS_OK, "%s", e.msg);
+    cr_assert_str_eq(s, "{\"project\":\"demo\",\"kind\":\"noop\",\"params\":{},"
+                        "\"priority\":3,\"window\":{\"cron\":\"30 1 * * 1-5\","
+                        "\"duration_min\":90}}");
+    free(s);
+
+    struct {
+        int argc;
+        char *argv[8];
+        const char *msg;
+    } bad[] = {
+        {4,
+         {"--project", "p", "--window", "0 22 * * *"},
+         "--window needs one of --window-hours N or --window-min N"},
+        {8,
+         {"--project", "p", "--window", "0 22 * * *", "--window-hours", "1", "--window-min", "5"},
+         "--window needs one of --window-hours N or --window-min N"},
+        {6,
+         {"--project", "p", "--window", "0 22 * * *", "--window-hours", "169"},
+         "--window-hours: '169' is not an integer in 1..168"},
+        {6,
+         {"--project", "p", "--window", "0 22 * * *", "--window-min", "0"},
+         "--window-min: '0' is not an integer in 1..10080"},
+        {4,
+         {"--project", "p", "--window-hours", "8"},
+         "--window-hours needs --window 'M H DOM MON DOW'"},
+        {4, {"--project", "p", "--tz", "UTC"}, "--tz needs --window 'M H DOM MON DOW'"},
+        {6,
+         {"--project", "p", "--window", "", "--window-min", "5"},
+         "--window: empty cron expression"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cli_args a;
+        cr_assert_eq(cli_args_parse(bad[i].argc, bad[i].argv, cli_submit_opts, &a, &e), RS_OK);
+        cJSON *body = NULL;
+        cr_assert_eq(cli_submit_body("noop", &a, &body, &e), RS_EINVAL, "case %zu", i);
+        cr_assert_null(body);
+        cr_assert_str_eq(e.msg, bad[i].msg, "case %zu", i);
+    }
+}
+
 Test(cli_args, params_file)
 {
     char path[] = "/tmp/rs_cli_params.XXXXXX";
