@@ -78,6 +78,8 @@ typedef struct score {
     double infer_s;
     int64_t steps;
     int64_t model_id;
+    int64_t train_job; /* rushes only: the jobs it submitted, for scripts */
+    int64_t infer_job;
 } score;
 
 enum { M_STAGE1, M_PROP, M_SPATIAL, M_MEDIAN, M_TELEA, M_NS, M_RUSHES, M_COUNT };
@@ -892,6 +894,8 @@ static rs_err run_rushes(const cli_ctx *c, const clip *cl, const rushes_req *rq,
     sc->steps = (int64_t)cli_json_num(model, "steps", 0);
     sc->model_id =
         (int64_t)cli_json_num(cJSON_GetObjectItemCaseSensitive(tjob, "result"), "model_id", 0);
+    sc->train_job = tid;
+    sc->infer_job = iid;
     sc->train_s = (double)(t1 - t0) / 1000.0;
     sc->infer_s = (double)(t2 - t1) / 1000.0;
     sc->seconds = (double)(t2 - t0) / 1000.0;
@@ -979,6 +983,8 @@ static void print_results(const cli_ctx *c, const cli_args *a, const clip *cl, i
                 cJSON_AddNumberToObject(o, "infer_seconds", sc[m].infer_s);
                 cJSON_AddNumberToObject(o, "steps", (double)sc[m].steps);
                 cJSON_AddNumberToObject(o, "model_id", (double)sc[m].model_id);
+                cJSON_AddNumberToObject(o, "train_job", (double)sc[m].train_job);
+                cJSON_AddNumberToObject(o, "infer_job", (double)sc[m].infer_job);
             }
             cJSON_AddItemToArray(ms, o);
         }

@@ -830,6 +830,7 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
         const cJSON *nv = cJSON_GetArrayItem(numbers, (int)i);
         int64_t number = cJSON_IsNumber(nv) ? (int64_t)nv->valuedouble : i;
         media_frame *src = c.src[k];
+        bool isfloat_src = src->sample == MEDIA_SAMPLE_F16 || src->sample == MEDIA_SAMPLE_F32;
         media_frame *out = NULL;
         rc = media_frame_create(src->width, src->height, src->channels, src->sample, &out, e);
         if (rc != RS_OK) {
@@ -875,7 +876,11 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
                     for (uint32_t ch = 0; ch < 3 && ch < src->channels; ch++) {
                         float sv = c.rgb[k][p * 3 + ch];
                         float pv = pred[ch * np + p];
-                        pv = pv < 0.0f ? 0.0f : pv > 1.0f ? 1.0f : pv;
+                        /* Integer samples hold 0..1; float (scene-linear)
+                         * ones keep highlights above 1 that the fill found. */
+                        if (!isfloat_src) {
+                            pv = pv < 0.0f ? 0.0f : pv > 1.0f ? 1.0f : pv;
+                        }
                         put_sample(out, p * src->channels + ch,
                                    sv * (1.0f - alpha[p]) + pv * alpha[p]);
                     }
@@ -890,7 +895,6 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
             memset(alpha, 0, np * sizeof(float));
         }
         /* Output file: the source's stem, PNG for integer samples, EXR for float. */
-        bool isfloat = src->sample == MEDIA_SAMPLE_F16 || src->sample == MEDIA_SAMPLE_F32;
         char stem[PATH_MAX];
         snprintf(stem, sizeof stem, "%s", base_name(srcp));
         char *dot = strrchr(stem, '.');
@@ -898,9 +902,9 @@ rs_err removal_infer_run(const cJSON *tp, const task_io *io, cJSON **result, rs_
             *dot = '\0';
         }
         char outp[PATH_MAX], maskp[PATH_MAX];
-        snprintf(outp, sizeof outp, "%s/%s.%s", outdir, stem, isfloat ? "exr" : "png");
+        snprintf(outp, sizeof outp, "%s/%s.%s", outdir, stem, isfloat_src ? "exr" : "png");
         snprintf(maskp, sizeof maskp, "%s/%s.mask.png", maskdir, stem);
-        media_write_opts wo = {.format = isfloat ? MEDIA_FORMAT_EXR : MEDIA_FORMAT_PNG,
+        media_write_opts wo = {.format = isfloat_src ? MEDIA_FORMAT_EXR : MEDIA_FORMAT_PNG,
                                .exr_compression = MEDIA_EXR_ZIP};
         bool changed = memcmp(out->data, src->data, media_frame_bytes(src)) != 0;
         /* Labels (ledger.h): the job's authorising event, when rushesd gave one. */

@@ -20,3 +20,10 @@ if(TARGET rs_removal_stage1)
     LIBS rs_removal_stage1 rs_media TIMEOUT 120)
 endif()
 # ---- end removal-A ----
+# ---- removaltests: float (EXR) sources and labels ----
+if(TARGET rs_removal)
+  rs_unit_test(removal_exr_test LABELS "removal"
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/removal_exr_test.c
+    LIBS rs_tasks rs_removal TIMEOUT 300)
+endif()
+# ---- end removaltests ----
