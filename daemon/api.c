@@ -19,7 +19,6 @@
  */
 #include "api.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -36,6 +35,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "api_body.h"
 #include "api_ext.h"
 #include "api_ledger.h"
 #include "api_model.h"
@@ -52,7 +52,6 @@
 #define RUSHES_VERSION "0.0.0"
 #endif
 
-#define API_MAX_DEPENDS 256
 #define API_BODY_TIMEOUT_MS 30000
 #define API_STATIC_CAP (8u << 20)
 
@@ -96,23 +95,6 @@ typedef enum api_route {
 
 /* A contact sheet is a few thumbnails; anything bigger is not one. */
 #define CONTACT_SHEET_CAP ((size_t)32 << 20)
-
-/* A validated submit: everything store_job_submit needs, owned. */
-typedef struct api_submit {
-    char project[65];
-    char kind[128];
-    char pool[129];
-    char idem[129];
-    char *params_json;
-    int64_t depends[API_MAX_DEPENDS];
-    size_t ndepends;
-    char **task_params;
-    size_t ntasks;
-    int priority;
-    int max_attempts;
-    uint64_t min_memory_mb;
-    char *window_json; /* NULL = no training window; else stored closed */
-} api_submit;
 
 typedef struct api_req {
     srv_item item; /* first: the loop sees an srv_item */
@@ -294,20 +276,6 @@ int api_status_for(rs_err code)
 
 /* ---- request records ----------------------------------------------------- */
 
-static void submit_free(api_submit *s)
-{
-    if (s == NULL) {
-        return;
-    }
-    free(s->params_json);
-    free(s->window_json);
-    for (size_t i = 0; i < s->ntasks; i++) {
-        free(s->task_params[i]);
-    }
-    free(s->task_params);
-    free(s);
-}
-
 static void req_free(api_req *r)
 {
     if (r == NULL) {
@@ -320,7 +288,7 @@ static void req_free(api_req *r)
     cJSON_Delete(r->resp);
     cJSON_Delete(r->json);
     free(r->text);
-    submit_free(r->submit);
+    api_submit_free(r->submit);
     free(r->body);
     free(r->uri);
     free(r->query);
@@ -328,21 +296,6 @@ static void req_free(api_req *r)
 }
 
 /* ---- validation helpers (nng thread) ------------------------------------- */
-
-static bool name_ok(const char *s, size_t maxlen)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > maxlen) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isalnum(c) || c == '.' || c == '_' || c == '-')) {
-            return false;
-        }
-    }
-    return true;
-}
 
 static bool parse_id(const char *s, size_t len, int64_t *out)
 {
@@ -363,341 +316,52 @@ static bool parse_id(const char *s, size_t len, int64_t *out)
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes [s, s+len) into out (cap bytes incl. NUL). */
-static bool url_decode(const char *s, size_t len, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= len) {
-                return false;
-            }
-            int hi = hexval(s[i + 1]);
-            int lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                return false;
-            }
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= cap) {
-            return false;
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return true;
-}
-
-static bool int_in(const char *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end = NULL;
-    if (v[0] == '\0' || !(isdigit((unsigned char)v[0]) || v[0] == '-')) {
-        return false;
-    }
-    long long x = strtoll(v, &end, 10);
-    if (*end != '\0' || x < lo || x > hi) {
-        return false;
-    }
-    *out = x;
-    return true;
-}
-
 /*
- * Applies the query string to r for its route. Unknown parameters and bad
- * values are refused with a message in msg.
+ * Applies the query string to r for its route (api_body.c). Unknown
+ * parameters and bad values are refused with a message in msg.
  */
 static bool parse_query(api_req *r, const char *q, char *msg, size_t msglen)
 {
-    r->limit = r->route == ROUTE_JOB_LOG ? 1000 : 100;
-    while (q != NULL && *q != '\0') {
-        const char *amp = strchr(q, '&');
-        size_t plen = amp != NULL ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', plen);
-        size_t klen = eq != NULL ? (size_t)(eq - q) : plen;
-        char key[32];
-        char val[256];
-        if (plen == 0) {
-            q = amp != NULL ? amp + 1 : NULL;
-            continue;
-        }
-        if (!url_decode(q, klen, key, sizeof key)) {
-            snprintf(msg, msglen, "query: malformed parameter name");
-            return false;
-        }
-        if (!url_decode(eq != NULL ? eq + 1 : q + plen, eq != NULL ? plen - klen - 1 : 0, val,
-                        sizeof val)) {
-            snprintf(msg, msglen, "query.%s: malformed or too long value", key);
-            return false;
-        }
-        int64_t n = 0;
-        bool known = false;
-        if (strcmp(key, "limit") == 0 &&
-            (r->route == ROUTE_JOBS_LIST || r->route == ROUTE_JOB_LOG)) {
-            known = true;
-            int64_t hi = r->route == ROUTE_JOB_LOG ? 10000 : 1000;
-            if (!int_in(val, 1, hi, &n)) {
-                snprintf(msg, msglen, "query.limit: must be an integer in 1..%lld", (long long)hi);
-                return false;
-            }
-            r->limit = (int)n;
-        } else if (strcmp(key, "before") == 0 && r->route == ROUTE_JOBS_LIST) {
-            known = true;
-            if (!int_in(val, 1, INT64_MAX / 2, &n)) {
-                snprintf(msg, msglen, "query.before: must be a positive job id");
-                return false;
-            }
-            r->before = n;
-        } else if (strcmp(key, "state") == 0 && r->route == ROUTE_JOBS_LIST) {
-            known = true;
-            static const char *const states[] = {"queued", "running", "succeeded", "failed",
-                                                 "cancelled"};
-            bool ok = false;
-            for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
-                if (strcmp(val, states[i]) == 0) {
-                    ok = true;
-                }
-            }
-            if (!ok) {
-                snprintf(msg, msglen,
-                         "query.state: must be one of queued, running, succeeded, failed, "
-                         "cancelled");
-                return false;
-            }
-            snprintf(r->state, sizeof r->state, "%s", val);
-        } else if (strcmp(key, "project") == 0 &&
-                   (r->route == ROUTE_JOBS_LIST || r->route == ROUTE_CLIPS)) {
-            known = true;
-            if (!name_ok(val, 64)) {
-                snprintf(msg, msglen, "query.project: must be 1-64 characters of [A-Za-z0-9._-]");
-                return false;
-            }
-            snprintf(r->project, sizeof r->project, "%s", val);
-        } else if (strcmp(key, "job") == 0 && r->route == ROUTE_CLIPS) {
-            known = true;
-            if (!int_in(val, 1, INT64_MAX / 2, &n)) {
-                snprintf(msg, msglen, "query.job: must be a positive job id");
-                return false;
-            }
-            r->job = n;
-        }
-        if (!known) {
-            snprintf(msg, msglen, "query: unknown parameter \"%s\"", key);
-            return false;
-        }
-        q = amp != NULL ? amp + 1 : NULL;
+    api_query_kind kind = API_QUERY_NONE;
+    if (r->route == ROUTE_JOBS_LIST) {
+        kind = API_QUERY_JOBS_LIST;
+    } else if (r->route == ROUTE_JOB_LOG) {
+        kind = API_QUERY_JOB_LOG;
+    } else if (r->route == ROUTE_CLIPS) {
+        kind = API_QUERY_CLIPS;
     }
-    return true;
-}
-
-/* 1-based line and column of byte offset pos in text. */
-static void line_col(const char *text, size_t pos, int *line, int *col)
-{
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < pos; i++) {
-        if (text[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
-static bool json_int(const cJSON *v, int64_t lo, int64_t hi, int64_t *out)
-{
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < (double)lo || v->valuedouble > (double)hi) {
+    api_query qv;
+    rs_error e;
+    rs_error_clear(&e);
+    if (api_body_parse_query(kind, q, &qv, &e) != RS_OK) {
+        snprintf(msg, msglen, "%s", rs_error_text(&e));
         return false;
     }
-    *out = (int64_t)v->valuedouble;
+    snprintf(r->state, sizeof r->state, "%s", qv.state);
+    snprintf(r->project, sizeof r->project, "%s", qv.project);
+    r->limit = qv.limit;
+    r->before = qv.before;
+    r->job = qv.job;
     return true;
 }
 
 /*
- * Validates the submit body field by field and plans the tasks. Returns
- * the HTTP status of a refusal (0 = accepted) with its message.
+ * Validates the submit body field by field (api_body.c) and plans the
+ * tasks. Returns the HTTP status of a refusal (0 = accepted) with its
+ * message.
  */
 static int parse_submit(api_req *r, char *msg, size_t msglen)
 {
     int status = 400;
-    cJSON *root = NULL;
     cJSON *tasks = NULL;
-    cJSON *empty_params = NULL;
-    api_submit *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        snprintf(msg, msglen, "out of memory");
-        return 500;
-    }
-    s->max_attempts = 3;
-    const char *end = NULL;
-    const char *body = r->body != NULL ? r->body : "";
-    root = cJSON_ParseWithLengthOpts(body, r->body_len, &end, false);
-    if (root == NULL) {
-        size_t pos = end != NULL && end >= body ? (size_t)(end - body) : 0;
-        int line = 0;
-        int col = 0;
-        line_col(body, pos, &line, &col);
-        if (r->body_len == 0) {
-            snprintf(msg, msglen, "body: empty; expected a JSON object");
-        } else {
-            snprintf(msg, msglen, "body: malformed JSON at byte %zu (line %d, column %d)", pos,
-                     line, col);
-        }
+    api_submit *s = NULL;
+    rs_error pe;
+    rs_error_clear(&pe);
+    rs_err rc = api_body_parse_submit(r->body, r->body_len, task_kind_names(), &s, &pe);
+    if (rc != RS_OK) {
+        status = rc == RS_ENOMEM ? 500 : 400;
+        snprintf(msg, msglen, "%s", rs_error_text(&pe));
         goto out;
-    }
-    size_t used = (size_t)(end - body);
-    while (used < r->body_len && isspace((unsigned char)body[used])) {
-        used++;
-    }
-    if (used < r->body_len) {
-        int line = 0;
-        int col = 0;
-        line_col(body, used, &line, &col);
-        snprintf(msg, msglen,
-                 "body: unexpected data after the JSON value at byte %zu (line %d, "
-                 "column %d)",
-                 used, line, col);
-        goto out;
-    }
-    if (!cJSON_IsObject(root)) {
-        snprintf(msg, msglen, "body: must be a JSON object");
-        goto out;
-    }
-    const cJSON *params = NULL;
-    const cJSON *it = NULL;
-    bool have_project = false;
-    bool have_kind = false;
-    cJSON_ArrayForEach(it, root)
-    {
-        int64_t n = 0;
-        const char *k = it->string;
-        if (strcmp(k, "project") == 0) {
-            if (!cJSON_IsString(it) || !name_ok(it->valuestring, 64)) {
-                snprintf(msg, msglen, "project: must be 1-64 characters of [A-Za-z0-9._-]");
-                goto out;
-            }
-            snprintf(s->project, sizeof s->project, "%s", it->valuestring);
-            have_project = true;
-        } else if (strcmp(k, "kind") == 0) {
-            if (!cJSON_IsString(it)) {
-                snprintf(msg, msglen, "kind: must be a string");
-                goto out;
-            }
-            if (task_kind_find(it->valuestring) == NULL) {
-                char known[256] = "";
-                const char *const *names = task_kind_names();
-                for (size_t i = 0; names[i] != NULL; i++) {
-                    size_t l = strlen(known);
-                    snprintf(known + l, sizeof known - l, "%s%s", i > 0 ? ", " : "", names[i]);
-                }
-                snprintf(msg, msglen, "kind: unknown job kind \"%.64s\" (known: %s)",
-                         it->valuestring, known);
-                goto out;
-            }
-            snprintf(s->kind, sizeof s->kind, "%s", it->valuestring);
-            have_kind = true;
-        } else if (strcmp(k, "params") == 0) {
-            if (!cJSON_IsObject(it)) {
-                snprintf(msg, msglen, "params: must be an object");
-                goto out;
-            }
-            params = it;
-        } else if (strcmp(k, "priority") == 0) {
-            if (!json_int(it, -100, 100, &n)) {
-                snprintf(msg, msglen, "priority: must be an integer in -100..100");
-                goto out;
-            }
-            s->priority = (int)n;
-        } else if (strcmp(k, "max_attempts") == 0) {
-            if (!json_int(it, 1, 20, &n)) {
-                snprintf(msg, msglen, "max_attempts: must be an integer in 1..20");
-                goto out;
-            }
-            s->max_attempts = (int)n;
-        } else if (strcmp(k, "min_memory_mb") == 0) {
-            if (!json_int(it, 0, INT64_C(1) << 40, &n)) {
-                snprintf(msg, msglen, "min_memory_mb: must be a non-negative integer");
-                goto out;
-            }
-            s->min_memory_mb = (uint64_t)n;
-        } else if (strcmp(k, "pool") == 0) {
-            if (!cJSON_IsString(it) ||
-                (it->valuestring[0] != '\0' && !name_ok(it->valuestring, 128))) {
-                snprintf(msg, msglen, "pool: must be \"\" or 1-128 characters of [A-Za-z0-9._-]");
-                goto out;
-            }
-            snprintf(s->pool, sizeof s->pool, "%s", it->valuestring);
-        } else if (strcmp(k, "window") == 0) {
-            cron_window w;
-            rs_error we;
-            rs_error_clear(&we);
-            if (cron_window_from_json(it, &w, &we) != RS_OK) {
-                snprintf(msg, msglen, "%s", rs_error_text(&we));
-                goto out;
-            }
-            free(s->window_json);
-            /* Closed until the loop's next tick evaluates it. */
-            s->window_json = cron_window_to_json(&w, false);
-            if (s->window_json == NULL) {
-                status = 500;
-                snprintf(msg, msglen, "window: out of memory");
-                goto out;
-            }
-        } else if (strcmp(k, "depends_on") == 0) {
-            if (!cJSON_IsArray(it)) {
-                snprintf(msg, msglen, "depends_on: must be an array of job ids");
-                goto out;
-            }
-            const cJSON *d = NULL;
-            size_t i = 0;
-            cJSON_ArrayForEach(d, it)
-            {
-                if (i >= API_MAX_DEPENDS) {
-                    snprintf(msg, msglen, "depends_on: at most %d job ids", API_MAX_DEPENDS);
-                    goto out;
-                }
-                if (!json_int(d, 1, INT64_C(1) << 53, &n)) {
-                    snprintf(msg, msglen, "depends_on[%zu]: must be a positive job id", i);
-                    goto out;
-                }
-                s->depends[i++] = n;
-            }
-            s->ndepends = i;
-        } else {
-            snprintf(msg, msglen, "body: unknown field \"%.64s\"", k);
-            goto out;
-        }
-    }
-    if (!have_project) {
-        snprintf(msg, msglen, "project: required");
-        goto out;
-    }
-    if (!have_kind) {
-        snprintf(msg, msglen, "kind: required");
-        goto out;
-    }
-    if (params == NULL) {
-        empty_params = cJSON_CreateObject();
-        params = empty_params;
     }
     const rsd_config *cfg = r->a->cfg;
     task_env env = {
@@ -707,9 +371,7 @@ static int parse_submit(api_req *r, char *msg, size_t msglen)
         .project = s->project,
         .job_id = 0,
     };
-    rs_error pe;
-    rs_error_clear(&pe);
-    rs_err rc = task_kind_find(s->kind)->plan(params, &env, &tasks, &pe);
+    rc = task_kind_find(s->kind)->plan(s->params, &env, &tasks, &pe);
     if (rc != RS_OK) {
         status = rc == RS_EPERM ? 403 : (rc == RS_ENOMEM || rc == RS_EIO ? 500 : 400);
         snprintf(msg, msglen, "%s", rs_error_text(&pe));
@@ -721,12 +383,12 @@ static int parse_submit(api_req *r, char *msg, size_t msglen)
         goto out;
     }
     s->task_params = calloc((size_t)ntasks, sizeof *s->task_params);
-    s->params_json = cJSON_PrintUnformatted(params);
-    if (s->task_params == NULL || s->params_json == NULL) {
+    if (s->task_params == NULL) {
         status = 500;
         snprintf(msg, msglen, "out of memory");
         goto out;
     }
+    const cJSON *it = NULL;
     cJSON_ArrayForEach(it, tasks)
     {
         s->task_params[s->ntasks] = cJSON_PrintUnformatted(it);
@@ -739,13 +401,11 @@ static int parse_submit(api_req *r, char *msg, size_t msglen)
     }
     status = 0;
 out:
-    cJSON_Delete(root);
     cJSON_Delete(tasks);
-    cJSON_Delete(empty_params);
     if (status == 0) {
         r->submit = s;
     } else {
-        submit_free(s);
+        api_submit_free(s);
     }
     return status;
 }
@@ -892,7 +552,7 @@ static bool serve_static(api_req *r)
     } else {
         return false;
     }
-    if (!name_ok(name, 128) || name[0] == '.') {
+    if (!api_body_name_ok(name, 128) || name[0] == '.') {
         send_error(r->aio, 404, "no such dashboard file", false, NULL);
         req_free(r);
         return true;
@@ -954,10 +614,10 @@ static void req_dispatch(api_req *r)
         return;
     }
     if ((r->route == ROUTE_EXT || r->route == ROUTE_JOB_PRIORITY) && r->body_len > 0) {
-        const char *end = NULL;
-        r->json = cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, false);
-        if (r->json == NULL) {
-            send_error(r->aio, 400, "body: malformed JSON", false, NULL);
+        rs_error je;
+        rs_error_clear(&je);
+        if (api_body_parse_json(r->body, r->body_len, &r->json, &je) != RS_OK) {
+            send_error(r->aio, 400, rs_error_text(&je), false, NULL);
             req_free(r);
             return;
         }
@@ -1465,16 +1125,12 @@ static void api_apply(server *sv, srv_item *it, srv_batch *b)
         apply_metrics(sv, r, b);
         return;
     case ROUTE_JOB_PRIORITY: {
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(r->json, "priority");
-        int64_t n = 0;
-        if (!cJSON_IsObject(r->json) || cJSON_GetArraySize(r->json) != 1 ||
-            !json_int(p, -100, 100, &n)) {
+        int priority = 0;
+        if (api_body_parse_priority(r->json, &priority, &r->err) != RS_OK) {
             r->status = 400;
-            rs_error_set(&r->err, RS_EINVAL,
-                         "body: must be {\"priority\": N} with N an integer in -100..100");
             return;
         }
-        rc = store_job_set_priority(st, r->id, (int)n, &r->err);
+        rc = store_job_set_priority(st, r->id, priority, &r->err);
         if (rc == RS_OK) {
             rc = store_job_get(st, r->id, &out, &r->err);
         }
