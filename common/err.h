@@ -31,6 +31,14 @@ typedef enum rs_err {
     RS_ECRASH = -16,   /* a child process died by a signal */
 } rs_err;
 
+/*
+ * Exit status of a task child whose input is bad (EX_DATAERR): its params or
+ * footage are refused (RS_EINVAL, RS_EFORMAT), so the same attempt would fail
+ * the same way on any worker and rushesd fails the task without retrying it
+ * (docs/PROTOCOL.md).
+ */
+#define RS_EXIT_BAD_INPUT 65
+
 /* Static text for a code; never NULL. */
 const char *rs_strerror(rs_err code);
 

@@ -2363,11 +2363,12 @@ static rs_err task_set(store *s, int64_t task_id, const char *state, const char 
 
 /*
  * An attempt of task_id failed (or its lease was lost): back off and retry,
- * or fail the task and its job once its attempts are used up. A task of a
+ * or fail the task and its job once its attempts are used up (at once when
+ * permanent: the attempt exited RS_EXIT_BAD_INPUT). A task of a
  * job that has already ended is simply cancelled.
  */
-static rs_err task_fail(store *s, int64_t task_id, const char *error, int64_t now_ms,
-                        int64_t base_backoff_ms, rs_error *e)
+static rs_err task_fail(store *s, int64_t task_id, const char *error, bool permanent,
+                        int64_t now_ms, int64_t base_backoff_ms, rs_error *e)
 {
     sqlite3_stmt *st = q_get(s, Q_TASK_FAIL_INFO, e);
     if (st == NULL) {
@@ -2393,7 +2394,7 @@ static rs_err task_fail(store *s, int64_t task_id, const char *error, int64_t no
     if (!active) {
         return task_set(s, task_id, "cancelled", error, 0, e);
     }
-    if (used < max) {
+    if (used < max && !permanent) {
         int64_t delay = base_backoff_ms > 0 ? base_backoff_ms : 0;
         for (int64_t i = 1; i < used && delay < STORE_MAX_BACKOFF_MS; i++) {
             delay *= 2;
@@ -2408,8 +2409,9 @@ static rs_err task_fail(store *s, int64_t task_id, const char *error, int64_t no
         return rc;
     }
     char reason[600];
-    snprintf(reason, sizeof reason, "task %" PRId64 " failed after %" PRId64 " attempt%s: %s", idx,
-             used, used == 1 ? "" : "s", error ? error : "unknown error");
+    snprintf(reason, sizeof reason, "task %" PRId64 " failed after %" PRId64 " attempt%s%s: %s",
+             idx, used, used == 1 ? "" : "s", permanent && used < max ? " (bad input, not retried)" : "",
+             error ? error : "unknown error");
     return job_end_bad(s, job_id, "failed", reason, now_ms, e);
 }
 
@@ -2500,7 +2502,9 @@ rs_err store_attempt_report(store *s, const store_report *r, int64_t now_ms,
             rc = attempt_finish(s, r->attempt_id, a.cancel_requested ? "cancelled" : "failed",
                                 now_ms, &r->exit_code, &r->signal, err, e);
             if (rc == RS_OK) {
-                rc = task_fail(s, a.task_id, err, now_ms, base_backoff_ms, e);
+                /* Bad input fails the same way anywhere: no retry. */
+                bool permanent = r->signal == 0 && r->exit_code == RS_EXIT_BAD_INPUT;
+                rc = task_fail(s, a.task_id, err, permanent, now_ms, base_backoff_ms, e);
             }
         }
     }
@@ -2618,7 +2622,7 @@ rs_err store_leases_expire(store *s, int64_t now_ms, int64_t base_backoff_ms, in
                  workers.v[i]);
         rc = attempt_finish(s, att.v[i], "lost", now_ms, NULL, NULL, err, e);
         if (rc == RS_OK) {
-            rc = task_fail(s, tasks.v[i], err, now_ms, base_backoff_ms, e);
+            rc = task_fail(s, tasks.v[i], err, false, now_ms, base_backoff_ms, e);
         }
     }
 out:

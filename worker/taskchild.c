@@ -107,13 +107,14 @@ static rs_err read_params(FILE *in, char **out, size_t *outlen, rs_error *e)
 /*
  * The exit status for a failed run. noop's params contract says its task
  * "exits with exit_code" (the smoke test for failure handling), and task.h
- * has no other way to carry one, so that one field is honoured here; every
- * other failure exits 1.
+ * has no other way to carry one, so that one field is honoured here. Bad
+ * input (RS_EINVAL, RS_EFORMAT) exits RS_EXIT_BAD_INPUT, which rushesd does
+ * not retry; every other failure exits 1 and is retried.
  */
-static int failure_status(const char *kind_name, const cJSON *params)
+static int failure_status(const char *kind_name, const cJSON *params, rs_err code)
 {
     if (params == NULL || strcmp(kind_name, "noop") != 0) {
-        return 1;
+        return code == RS_EINVAL || code == RS_EFORMAT ? RS_EXIT_BAD_INPUT : 1;
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, "exit_code");
     if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 255) {
@@ -135,7 +136,8 @@ int taskchild_run(const char *kind_name, FILE *in, FILE *out)
 
     const task_kind *kind = task_kind_find(kind_name);
     if (kind == NULL || kind->run == NULL) {
-        rs_error_set(&err, RS_EINVAL, "task kind %s: not known to this worker", kind_name);
+        /* ENOENT, not EINVAL: another worker may know the kind, so it is retried. */
+        rs_error_set(&err, RS_ENOENT, "task kind %s: not known to this worker", kind_name);
         goto out;
     }
     if (read_params(in, &text, &len, &err) != RS_OK) {
@@ -183,7 +185,7 @@ int taskchild_run(const char *kind_name, FILE *in, FILE *out)
 out:
     if (status != 0) {
         put_line(out, "log ", rs_error_text(&err));
-        status = failure_status(kind_name, params);
+        status = failure_status(kind_name, params, err.code);
     }
 done:
     free(result_text);

@@ -793,6 +793,36 @@ Test(store, lease_expiry_backoff_and_exhaustion)
     store_close(s);
 }
 
+/* A child that exits RS_EXIT_BAD_INPUT (refused params or footage) fails
+ * its task at once: another attempt would fail the same way. */
+Test(store, bad_input_exit_is_not_retried)
+{
+    store *s = open_new();
+    int64_t w = worker(s, "w1");
+    int64_t id = SUBMIT(s, 1000, .max_attempts = 3);
+    store_lease l;
+    cr_assert(lease(s, w, 2000, &l));
+    free(l.params_json);
+    store_report r = {.worker_id = w,
+                      .attempt_id = l.attempt_id,
+                      .succeeded = false,
+                      .exit_code = RS_EXIT_BAD_INPUT,
+                      .error = "exit code 65: params.masks: mask is 32x24, frame is 64x48"};
+    bool accepted = false;
+    rs_error e = {0};
+    cr_assert_eq(store_attempt_report(s, &r, 2100, 100, &accepted, &e), RS_OK, "%s", e.msg);
+    cr_assert(accepted);
+    cJSON *j = job(s, id);
+    cr_assert_str_eq(jstr(j, "state"), "failed");
+    cr_assert_not_null(strstr(jstr(j, "error"), "after 1 attempt (bad input, not retried)"), "%s",
+                       jstr(j, "error"));
+    cr_assert_not_null(strstr(jstr(j, "error"), "mask is 32x24"), "%s", jstr(j, "error"));
+    cr_assert_eq(jnum(task_at(j, 0), "attempts_used"), 1);
+    cJSON_Delete(j);
+    cr_assert_not(lease(s, w, 9000, &l));
+    store_close(s);
+}
+
 Test(store, duplicate_and_late_reports_change_nothing)
 {
     store *s = open_new();

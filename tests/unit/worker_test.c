@@ -272,6 +272,16 @@ Test(worker, runner_unknown_kind_fails_in_child)
     cr_assert(strstr(s.res.error, "no-such-kind") != NULL, "error: %s", s.res.error);
 }
 
+/* Params the kind refuses: exit RS_EXIT_BAD_INPUT, which rushesd does not
+ * retry (an unknown kind above exits 1: another worker may know it). */
+Test(worker, runner_bad_params_exit_bad_input)
+{
+    run_state s;
+    run_task(&s, "ingest", "{\"files\":\"not an array\"}", true, 0);
+    cr_assert_eq(s.res.outcome, PROTO_OUTCOME_FAILED);
+    cr_assert_eq(s.res.exit_code, RS_EXIT_BAD_INPUT, "exit %d: %s", s.res.exit_code, s.res.error);
+}
+
 Test(worker, runner_trivial_noop_runs_inline)
 {
     run_state s;
