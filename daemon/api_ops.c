@@ -5,7 +5,6 @@
  * caller's capability and tenant itself. Another tenant's object answers
  * 404 exactly like a missing one.
  */
-#include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "api_body.h"
 #include "api_ext.h"
 #include "cron.h"
 #include "fs.h"
@@ -23,21 +23,6 @@
 static bool method_is(const api_call *c, const char *m)
 {
     return strcmp(c->method, m) == 0;
-}
-
-static bool name_ok(const char *s, size_t maxlen)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > maxlen) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isalnum(c) || c == '.' || c == '_' || c == '-')) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* "/12" or "/12/suffix": the id and the suffix ("" if none). */
@@ -149,7 +134,7 @@ static void tokens(server *sv, const api_call *c, api_result *res)
         const char *tenant = body_str(c, "tenant");
         const char *role = body_str(c, "role");
         const char *name = body_str(c, "name");
-        if (tenant == NULL || (strcmp(tenant, "*") != 0 && !name_ok(tenant, 64))) {
+        if (tenant == NULL || (strcmp(tenant, "*") != 0 && !api_body_name_ok(tenant, 64))) {
             api_result_error(res, 400,
                              "tenant: required, \"*\" or 1-64 characters of "
                              "[A-Za-z0-9._-]");
@@ -265,7 +250,7 @@ static void projects(server *sv, const api_call *c, api_result *res)
     }
     memcpy(project, name, n);
     project[n] = '\0';
-    if (!name_ok(project, 64)) {
+    if (!api_body_name_ok(project, 64)) {
         api_result_error(res, 400, "project: 1-64 characters of [A-Za-z0-9._-]");
         return;
     }
@@ -373,11 +358,11 @@ static void schedules(server *sv, const api_call *c, api_result *res)
         const char *cron = body_str(c, "cron");
         const char *tz = body_str(c, "tz");
         const cJSON *job = cJSON_GetObjectItemCaseSensitive(c->body, "job");
-        if (project == NULL || !name_ok(project, 64)) {
+        if (project == NULL || !api_body_name_ok(project, 64)) {
             api_result_error(res, 400, "project: required, 1-64 characters of [A-Za-z0-9._-]");
             return;
         }
-        if (name == NULL || !name_ok(name, 64)) {
+        if (name == NULL || !api_body_name_ok(name, 64)) {
             api_result_error(res, 400, "name: required, 1-64 characters of [A-Za-z0-9._-]");
             return;
         }
@@ -496,7 +481,7 @@ static void admin(server *sv, const api_call *c, api_result *res)
             return;
         }
         name = body_str(c, "name");
-        if (name == NULL || !name_ok(name, 128) || name[0] == '.') {
+        if (name == NULL || !api_body_name_ok(name, 128) || name[0] == '.') {
             api_result_error(res, 400, "name: 1-128 characters of [A-Za-z0-9._-]");
             return;
         }
