@@ -8,11 +8,17 @@
  * become metadata; other attribute types are skipped.
  * Write: f16/f32 frames, scanline or square tiles, chosen compression,
  * metadata as string attributes, through a write callback on the atomic
- * temporary file's descriptor.
+ * temporary file's descriptor. Chunks compress on up to `exr_threads`
+ * threads (zlib is nearly all of a ZIP write's time) and are written in
+ * chunk order by the caller's thread, so the file's bytes do not depend on
+ * the thread count; small writes are gathered into one buffer.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <openexr.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +31,15 @@ typedef struct exr_mem {
     const uint8_t *buf;
     size_t len;
     int fd;
-    pthread_mutex_t *lock; /* guards msg while chunks decode on threads; may be NULL */
+    pthread_mutex_t *lock; /* guards msg while chunks code on threads; may be NULL */
     char msg[256];
+    /* writing: contiguous writes gather here, as the core writes every
+     * header attribute and chunk header with its own few-byte write */
+    uint8_t *wbuf;
+    size_t wcap;
+    size_t wlen;
+    uint64_t woff; /* file offset of wbuf[0] */
+    int werr;      /* errno of the first failed write, or 0 */
 } exr_mem;
 
 static void exr_on_error(exr_const_context_t ctxt, exr_result_t code, const char *msg)
@@ -70,23 +83,53 @@ static int64_t exr_mem_size(exr_const_context_t ctxt, void *ud)
     return (int64_t)((const exr_mem *)ud)->len;
 }
 
+static bool exr_pwrite_all(exr_mem *m, const uint8_t *p, uint64_t n, uint64_t off)
+{
+    while (n > 0) {
+        ssize_t w = pwrite(m->fd, p, (size_t)n, (off_t)off);
+        if (w <= 0) {
+            if (m->werr == 0) {
+                m->werr = w < 0 ? errno : EIO;
+            }
+            return false;
+        }
+        p += w;
+        off += (uint64_t)w;
+        n -= (uint64_t)w;
+    }
+    return true;
+}
+
+static bool exr_wflush(exr_mem *m)
+{
+    bool ok = m->wlen == 0 || exr_pwrite_all(m, m->wbuf, m->wlen, m->woff);
+    m->wlen = 0;
+    return ok;
+}
+
+/* Called by the core on the writing thread only (chunks are written by the
+ * caller in order), so the buffer needs no lock. A write that does not
+ * continue the buffered run (the chunk table, rewritten at the end) flushes
+ * first, so later bytes always land over earlier ones. */
 static int64_t exr_fd_write(exr_const_context_t ctxt, void *ud, const void *buf, uint64_t sz,
                             uint64_t off, exr_stream_error_func_ptr_t error_cb)
 {
     (void)ctxt;
     (void)error_cb;
-    const exr_mem *m = ud;
-    const uint8_t *p = buf;
-    uint64_t left = sz;
-    while (left > 0) {
-        ssize_t w = pwrite(m->fd, p, (size_t)left, (off_t)off);
-        if (w <= 0) {
+    exr_mem *m = ud;
+    if (m->wlen > 0 && (off != m->woff + m->wlen || sz > m->wcap - m->wlen)) {
+        if (!exr_wflush(m)) {
             return -1;
         }
-        p += w;
-        off += (uint64_t)w;
-        left -= (uint64_t)w;
     }
+    if (sz >= m->wcap) {
+        return exr_pwrite_all(m, buf, sz, off) ? (int64_t)sz : -1;
+    }
+    if (m->wlen == 0) {
+        m->woff = off;
+    }
+    memcpy(m->wbuf + m->wlen, buf, (size_t)sz);
+    m->wlen += (size_t)sz;
     return (int64_t)sz;
 }
 
@@ -512,6 +555,9 @@ static bool exr_reserved(const char *key)
     return false;
 }
 
+/* Packs and compresses one chunk into enc's buffers without writing it: the
+ * core's own write step insists on chunk order, which threads cannot keep,
+ * so the caller writes the result (exr_chunk_put). */
 static rs_err exr_encode_chunk(exr_context_t ctxt, const exr_chunk_info_t *ci,
                                exr_encode_pipeline_t *enc, bool *inited, const media_frame *f,
                                int x0, int y0, const char *path, exr_mem *m, rs_error *e)
@@ -525,17 +571,237 @@ static rs_err exr_encode_chunk(exr_context_t ctxt, const exr_chunk_info_t *ci,
     exr_bind(enc->channels, enc->channel_count, f, x0, y0, true);
     r = exr_encoding_choose_default_routines(ctxt, 0, enc);
     if (r == EXR_ERR_SUCCESS) {
+        enc->yield_until_ready_fn = NULL;
+        enc->write_fn = NULL;
         r = exr_encoding_run(ctxt, 0, enc);
     }
     if (r != EXR_ERR_SUCCESS) {
-        return exr_fail(path, m, r, "encode chunk", e);
+        char what[64];
+        snprintf(what, sizeof what, "encode chunk %d", ci->idx);
+        return exr_fail(path, m, r, what, e);
     }
+    return RS_OK;
+}
+
+/* One chunk of the file being written: where it is, and (threaded) its
+ * compressed bytes until its turn to be written comes. */
+typedef struct exr_out_chunk {
+    exr_chunk_info_t ci;
+    int x0; /* pixel position in the frame */
+    int y0;
+    int tx; /* tile index (tiled) */
+    int ty;
+    uint8_t *bytes;
+    uint64_t len;
+} exr_out_chunk;
+
+static exr_result_t exr_chunk_put(exr_context_t ctxt, const exr_out_chunk *c, const void *bytes,
+                                  uint64_t len)
+{
+    if (c->ci.type == EXR_STORAGE_TILED) {
+        return exr_write_tile_chunk(ctxt, 0, c->tx, c->ty, 0, 0, bytes, len);
+    }
+    return exr_write_scanline_chunk(ctxt, 0, c->ci.start_y, bytes, len);
+}
+
+/* What the encoding threads share: the next chunk to claim, and whether
+ * one of them failed (then the others stop claiming). */
+typedef struct exr_enc_queue {
+    atomic_int_fast64_t next;
+    atomic_bool failed;
+} exr_enc_queue;
+
+/* One encoding thread: claims chunks one at a time (rather than a fixed
+ * stride, so a thread the scheduler holds back on a shared machine does
+ * not leave the other idle at the end) and keeps each compressed chunk in
+ * memory (at most about the file's size in all) for the in-order write. */
+typedef struct exr_enc_job {
+    exr_context_t ctxt;
+    exr_out_chunk *chunks;
+    int64_t nchunks;
+    exr_enc_queue *q;
+    const media_frame *f;
+    const char *path;
+    exr_mem *m;
+    int64_t failed_at; /* chunk of the error, or -1 */
+    rs_err rc;
+    rs_error err;
+} exr_enc_job;
+
+static void *exr_enc_job_run(void *arg)
+{
+    exr_enc_job *j = arg;
+    exr_encode_pipeline_t enc = EXR_ENCODE_PIPELINE_INITIALIZER;
+    bool inited = false;
+    for (;;) {
+        int64_t i = (int64_t)atomic_fetch_add(&j->q->next, 1);
+        if (i >= j->nchunks || atomic_load(&j->q->failed)) {
+            break;
+        }
+        exr_out_chunk *c = &j->chunks[i];
+        j->rc = exr_encode_chunk(j->ctxt, &c->ci, &enc, &inited, j->f, c->x0, c->y0, j->path, j->m,
+                                 &j->err);
+        if (j->rc == RS_OK) {
+            c->bytes = malloc(enc.compressed_bytes > 0 ? (size_t)enc.compressed_bytes : 1);
+            if (c->bytes == NULL) {
+                j->rc = rs_error_set(&j->err, RS_ENOMEM, "%s: exr: out of memory for chunk %d",
+                                     j->path, c->ci.idx);
+            } else {
+                memcpy(c->bytes, enc.compressed_buffer, (size_t)enc.compressed_bytes);
+                c->len = enc.compressed_bytes;
+            }
+        }
+        if (j->rc != RS_OK) {
+            j->failed_at = i;
+            atomic_store(&j->q->failed, true);
+            break;
+        }
+    }
+    if (inited) {
+        exr_encoding_destroy(j->ctxt, &enc);
+    }
+    return NULL;
+}
+
+/* Encodes and writes every chunk. On one thread each chunk is written
+ * straight from the pipeline; on more, the threads (the caller's included)
+ * compress the chunks they claim, then the caller writes all in order
+ * (writing is ~2 ms of a 1080p frame's ~450 ms, not worth overlapping). */
+static rs_err exr_encode_all(exr_context_t ctxt, exr_out_chunk *chunks, int64_t nchunks,
+                             const media_frame *f, unsigned threads, const char *path, exr_mem *m,
+                             rs_error *e)
+{
+    enum { MAX_THREADS = 8 };
+    exr_enc_job jobs[MAX_THREADS];
+    pthread_t tid[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    pthread_mutex_t lock;
+    rs_err rc = RS_OK;
+    exr_result_t r;
+    if (threads > MAX_THREADS) {
+        threads = MAX_THREADS;
+    }
+    /* a thread pays off only with a few chunks to share */
+    if ((int64_t)threads > nchunks / 2) {
+        threads = nchunks >= 4 ? (unsigned)(nchunks / 2) : 1;
+    }
+    if (threads <= 1) {
+        exr_encode_pipeline_t enc = EXR_ENCODE_PIPELINE_INITIALIZER;
+        bool inited = false;
+        for (int64_t i = 0; i < nchunks && rc == RS_OK; i++) {
+            exr_out_chunk *c = &chunks[i];
+            rc = exr_encode_chunk(ctxt, &c->ci, &enc, &inited, f, c->x0, c->y0, path, m, e);
+            if (rc == RS_OK) {
+                r = exr_chunk_put(ctxt, c, enc.compressed_buffer, enc.compressed_bytes);
+                if (r != EXR_ERR_SUCCESS) {
+                    rc = exr_fail(path, m, r, "write chunk", e);
+                }
+            }
+        }
+        if (inited) {
+            exr_encoding_destroy(ctxt, &enc);
+        }
+        return rc;
+    }
+    exr_enc_queue q;
+    atomic_init(&q.next, 0);
+    atomic_init(&q.failed, false);
+    pthread_mutex_init(&lock, NULL);
+    m->lock = &lock;
+    for (unsigned t = 0; t < threads; t++) {
+        jobs[t] = (exr_enc_job){.ctxt = ctxt,
+                                .chunks = chunks,
+                                .nchunks = nchunks,
+                                .q = &q,
+                                .f = f,
+                                .path = path,
+                                .m = m,
+                                .failed_at = -1,
+                                .rc = RS_OK};
+    }
+    for (unsigned t = 1; t < threads; t++) {
+        started[t] = pthread_create(&tid[t], NULL, exr_enc_job_run, &jobs[t]) == 0;
+    }
+    exr_enc_job_run(&jobs[0]);
+    for (unsigned t = 1; t < threads; t++) {
+        if (started[t]) {
+            pthread_join(tid[t], NULL);
+        }
+    }
+    m->lock = NULL;
+    pthread_mutex_destroy(&lock);
+    int64_t worst = -1;
+    for (unsigned t = 0; t < threads; t++) {
+        if (jobs[t].rc != RS_OK && (worst < 0 || jobs[t].failed_at < jobs[worst].failed_at)) {
+            worst = (int64_t)t;
+        }
+    }
+    if (worst >= 0) {
+        if (e != NULL) {
+            *e = jobs[worst].err;
+        }
+        return jobs[worst].rc;
+    }
+    for (int64_t i = 0; i < nchunks; i++) {
+        r = exr_chunk_put(ctxt, &chunks[i], chunks[i].bytes, chunks[i].len);
+        free(chunks[i].bytes);
+        chunks[i].bytes = NULL;
+        if (r != EXR_ERR_SUCCESS) {
+            return exr_fail(path, m, r, "write chunk", e);
+        }
+    }
+    return RS_OK;
+}
+
+/* Where each chunk lies, asked of the core in chunk order. */
+static rs_err exr_chunks_plan(exr_context_t ctxt, const media_frame *f, uint32_t tile,
+                              exr_out_chunk **out, int64_t *nout, const char *path, exr_mem *m,
+                              rs_error *e)
+{
+    int64_t n = 0;
+    int32_t lpc = 0;
+    uint64_t ntx = 0;
+    exr_result_t r;
+    if (tile == 0) {
+        r = exr_get_scanlines_per_chunk(ctxt, 0, &lpc);
+        if (r != EXR_ERR_SUCCESS || lpc <= 0) {
+            return exr_fail(path, m, r, "scanlines per chunk", e);
+        }
+        n = ((int64_t)f->height + lpc - 1) / lpc;
+    } else {
+        ntx = ((uint64_t)f->width + tile - 1) / tile;
+        n = (int64_t)(ntx * (((uint64_t)f->height + tile - 1) / tile));
+    }
+    exr_out_chunk *c = calloc((size_t)n, sizeof *c);
+    if (c == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "%s: exr: out of memory for %" PRId64 " chunks", path, n);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        if (tile == 0) {
+            c[i].y0 = (int)(i * lpc);
+            r = exr_write_scanline_chunk_info(ctxt, 0, c[i].y0, &c[i].ci);
+        } else {
+            c[i].tx = (int)((uint64_t)i % ntx);
+            c[i].ty = (int)((uint64_t)i / ntx);
+            c[i].x0 = (int)((uint32_t)c[i].tx * tile);
+            c[i].y0 = (int)((uint32_t)c[i].ty * tile);
+            r = exr_write_tile_chunk_info(ctxt, 0, c[i].tx, c[i].ty, 0, 0, &c[i].ci);
+        }
+        if (r != EXR_ERR_SUCCESS) {
+            free(c);
+            return exr_fail(path, m, r, tile == 0 ? "scanline chunk" : "tile chunk", e);
+        }
+    }
+    *out = c;
+    *nout = n;
     return RS_OK;
 }
 
 rs_err media_exr_write(const char *path, const media_frame *f, const media_write_opts *o,
                        rs_error *e)
 {
+    /* gathers the header and many chunks into few writes */
+    enum { WBUF = 1 << 20 };
     if (f->sample != MEDIA_SAMPLE_F16 && f->sample != MEDIA_SAMPLE_F32) {
         return rs_error_set(e, RS_EINVAL, "%s: exr: only f16/f32 frames can be written, not %s",
                             path, media_sample_name(f->sample));
@@ -544,21 +810,28 @@ rs_err media_exr_write(const char *path, const media_frame *f, const media_write
         return rs_error_set(e, RS_EINVAL, "%s: exr: unknown compression %d", path,
                             (int)o->exr_compression);
     }
+    exr_mem m = {.fd = -1, .wcap = WBUF};
+    m.wbuf = malloc(m.wcap);
+    if (m.wbuf == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "%s: exr: out of memory", path);
+    }
     rs_fs_atomic a;
     rs_err rc = rs_fs_atomic_open(path, &a, e);
     if (rc != RS_OK) {
+        free(m.wbuf);
         return rc;
     }
-    exr_mem m = {.fd = a.fd};
+    m.fd = a.fd;
     exr_context_initializer_t init = EXR_DEFAULT_CONTEXT_INITIALIZER;
     init.error_handler_fn = exr_on_error;
     init.write_fn = exr_fd_write;
     init.user_data = &m;
     exr_context_t ctxt = NULL;
-    exr_encode_pipeline_t enc = EXR_ENCODE_PIPELINE_INITIALIZER;
-    bool inited = false;
+    exr_out_chunk *chunks = NULL;
+    int64_t nchunks = 0;
     int part = 0;
     exr_pixel_type_t pt = f->sample == MEDIA_SAMPLE_F16 ? EXR_PIXEL_HALF : EXR_PIXEL_FLOAT;
+    unsigned threads = o->exr_threads != 0 ? o->exr_threads : MEDIA_DEFAULT_THREADS;
 
     exr_result_t r = exr_start_write(&ctxt, path, EXR_WRITE_FILE_DIRECTLY, &init);
     if (r != EXR_ERR_SUCCESS) {
@@ -571,6 +844,12 @@ rs_err media_exr_write(const char *path, const media_frame *f, const media_write
     if (r == EXR_ERR_SUCCESS) {
         r = exr_initialize_required_attr_simple(ctxt, part, (int32_t)f->width, (int32_t)f->height,
                                                 (exr_compression_t)o->exr_compression);
+    }
+    if (r == EXR_ERR_SUCCESS) {
+        /* zlib's default level (Z_DEFAULT_COMPRESSION is 6), named rather
+         * than left to the core's global default: FFmpeg's EXR encoder and
+         * OpenEXR's C++ library use it too, so sizes and speeds compare */
+        r = exr_set_zip_compression_level(ctxt, part, 6);
     }
     if (r == EXR_ERR_SUCCESS && o->exr_tile != 0) {
         r = exr_set_tile_descriptor(ctxt, part, o->exr_tile, o->exr_tile, EXR_TILE_ONE_LEVEL,
@@ -591,53 +870,26 @@ rs_err media_exr_write(const char *path, const media_frame *f, const media_write
         rc = exr_fail(path, &m, r, "header", e);
         goto out;
     }
-    if (o->exr_tile == 0) {
-        int32_t lpc = 0;
-        r = exr_get_scanlines_per_chunk(ctxt, part, &lpc);
-        if (r != EXR_ERR_SUCCESS || lpc <= 0) {
-            rc = exr_fail(path, &m, r, "scanlines per chunk", e);
-            goto out;
-        }
-        for (uint32_t y = 0; y < f->height; y += (uint32_t)lpc) {
-            exr_chunk_info_t ci;
-            r = exr_write_scanline_chunk_info(ctxt, part, (int)y, &ci);
-            if (r != EXR_ERR_SUCCESS) {
-                rc = exr_fail(path, &m, r, "scanline chunk", e);
-                goto out;
-            }
-            rc = exr_encode_chunk(ctxt, &ci, &enc, &inited, f, 0, (int)y, path, &m, e);
-            if (rc != RS_OK) {
-                goto out;
-            }
-        }
-    } else {
-        uint32_t t = o->exr_tile;
-        for (uint32_t ty = 0; ty * t < f->height; ty++) {
-            for (uint32_t tx = 0; tx * t < f->width; tx++) {
-                exr_chunk_info_t ci;
-                r = exr_write_tile_chunk_info(ctxt, part, (int)tx, (int)ty, 0, 0, &ci);
-                if (r != EXR_ERR_SUCCESS) {
-                    rc = exr_fail(path, &m, r, "tile chunk", e);
-                    goto out;
-                }
-                rc = exr_encode_chunk(ctxt, &ci, &enc, &inited, f, (int)(tx * t), (int)(ty * t),
-                                      path, &m, e);
-                if (rc != RS_OK) {
-                    goto out;
-                }
-            }
-        }
+    rc = exr_chunks_plan(ctxt, f, o->exr_tile, &chunks, &nchunks, path, &m, e);
+    if (rc != RS_OK) {
+        goto out;
     }
+    rc = exr_encode_all(ctxt, chunks, nchunks, f, threads, path, &m, e);
 out:
-    if (inited) {
-        exr_encoding_destroy(ctxt, &enc);
+    for (int64_t i = 0; i < nchunks; i++) {
+        free(chunks[i].bytes);
     }
+    free(chunks);
     if (ctxt != NULL) {
         r = exr_finish(&ctxt);
         if (rc == RS_OK && r != EXR_ERR_SUCCESS) {
             rc = exr_fail(path, &m, r, "finish", e);
         }
     }
+    if (!exr_wflush(&m) && rc == RS_OK) {
+        rc = rs_error_set(e, RS_EIO, "%s: exr: write: %s", a.tmp, strerror(m.werr));
+    }
+    free(m.wbuf);
     if (rc != RS_OK) {
         rs_fs_atomic_abort(&a);
         return rc;

@@ -134,6 +134,9 @@ typedef struct media_write_opts {
     /* EXR */
     media_exr_compression exr_compression;
     uint32_t exr_tile; /* 0: scanline; else square tiles of this size */
+    /* EXR chunk-compression threads; 0 = MEDIA_DEFAULT_THREADS, 1 = none.
+     * The file's bytes do not depend on it: chunks are written in order. */
+    uint32_t exr_threads;
     /* DPX */
     bool dpx_little_endian; /* default big-endian ("SDPX") */
     uint32_t dpx_bits;      /* 10 (packed, filled to 32 bits) or 16; 0 = from frame */
