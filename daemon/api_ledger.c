@@ -223,6 +223,90 @@ static const char *body_str(const cJSON *b, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* One job's ledger work across the three phases of server.c's finalise. */
+struct api_ledger_fin {
+    const char *data_dir;
+    ledger_job_spec j; /* result and clips set in phase B */
+    bool have_auth;
+    char auth[LEDGER_HEX];
+    ledger_job_prep *prep; /* NULL: nothing to record */
+};
+
+void api_ledger_fin_destroy(api_ledger_fin *f)
+{
+    if (f == NULL) {
+        return;
+    }
+    ledger_job_prep_destroy(f->prep);
+    free(f);
+}
+
+rs_err api_ledger_fin_create(server *sv, const char *project, int64_t job_id, const char *kind,
+                             const cJSON *params, api_ledger_fin **out, rs_error *e)
+{
+    api_ledger_fin *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "out of memory");
+    }
+    const task_kind *k = task_kind_find(kind);
+    f->data_dir = server_config(sv)->data_dir;
+    f->j = (ledger_job_spec){
+        .project = project,
+        .job_id = job_id,
+        .kind = kind,
+        .likeness = k != NULL && k->likeness != NULL ? k->likeness(params) : 0,
+        .params = params,
+        .since_ms = job_created_at(store_sqlite(server_store(sv)), job_id),
+    };
+    rs_err rc = RS_OK;
+    if (strcmp(kind, "ingest") != 0) {
+        /* The authorising event the outputs' labels name, if the job has
+         * one: read here because phase B may not touch the store. */
+        ledger *l = NULL;
+        rc = open_ledger(sv, &l, e);
+        if (rc == RS_OK) {
+            rc = ledger_job_authorisation(l, project, job_id, f->j.since_ms, f->auth, &f->have_auth,
+                                          e);
+        }
+        ledger_close(l);
+    }
+    if (rc != RS_OK) {
+        api_ledger_fin_destroy(f);
+        return rc;
+    }
+    *out = f;
+    return RS_OK;
+}
+
+rs_err api_ledger_fin_prepare(api_ledger_fin *f, const cJSON *job_result, const cJSON *clips,
+                              bool (*stop)(void *ud), void *stop_ud, rs_error *e)
+{
+    ledger_job_prep_destroy(f->prep);
+    f->prep = NULL;
+    if (strcmp(f->j.kind, "ingest") != 0 &&
+        cJSON_GetObjectItemCaseSensitive(job_result, "alterations") == NULL) {
+        return RS_OK;
+    }
+    f->j.result = job_result;
+    f->j.clips = clips;
+    return ledger_job_prepare(f->data_dir, &f->j, f->have_auth ? f->auth : NULL, stop, stop_ud,
+                              &f->prep, e);
+}
+
+rs_err api_ledger_fin_append(server *sv, api_ledger_fin *f, int64_t now_ms, rs_error *e)
+{
+    if (f->prep == NULL) {
+        return RS_OK;
+    }
+    ledger *l = NULL;
+    rs_err rc = open_ledger(sv, &l, e);
+    if (rc == RS_OK) {
+        rc = ledger_job_append(l, &f->j, f->prep, now_ms, e);
+    }
+    ledger_close(l);
+    return rc;
+}
+
 rs_err api_ledger_job_finalized(server *sv, const char *project, int64_t job_id, const char *kind,
                                 const cJSON *params, const cJSON *job_result, const cJSON *clips,
                                 int64_t now_ms, rs_error *e)
@@ -231,24 +315,15 @@ rs_err api_ledger_job_finalized(server *sv, const char *project, int64_t job_id,
         cJSON_GetObjectItemCaseSensitive(job_result, "alterations") == NULL) {
         return RS_OK;
     }
-    const task_kind *k = task_kind_find(kind);
-    unsigned likeness = k != NULL && k->likeness != NULL ? k->likeness(params) : 0;
-    ledger *l = NULL;
-    rs_err rc = open_ledger(sv, &l, e);
+    api_ledger_fin *f = NULL;
+    rs_err rc = api_ledger_fin_create(sv, project, job_id, kind, params, &f, e);
     if (rc == RS_OK) {
-        ledger_job_spec j = {
-            .project = project,
-            .job_id = job_id,
-            .kind = kind,
-            .likeness = likeness,
-            .params = params,
-            .result = job_result,
-            .clips = clips,
-            .since_ms = job_created_at(store_sqlite(server_store(sv)), job_id),
-        };
-        rc = ledger_record_job(l, &j, now_ms, e);
+        rc = api_ledger_fin_prepare(f, job_result, clips, NULL, NULL, e);
     }
-    ledger_close(l);
+    if (rc == RS_OK) {
+        rc = api_ledger_fin_append(sv, f, now_ms, e);
+    }
+    api_ledger_fin_destroy(f);
     return rc;
 }
 

@@ -59,4 +59,29 @@ rs_err api_ledger_job_finalized(server *sv, const char *project, int64_t job_id,
                                 const cJSON *params, const cJSON *job_result, const cJSON *clips,
                                 int64_t now_ms, rs_error *e);
 
+/*
+ * The same hook in three phases, so the slow part runs off the loop
+ * (server.c, docs/ARCHITECTURE.md "Finalisation"):
+ *  create   loop thread: what the store knows (the job's submit time and
+ *           its "alteration_authorised" event). project, kind and params
+ *           are borrowed and must outlive the handle.
+ *  prepare  any thread, no store: for an ingest job the MHL's hash; for a
+ *           result with "alterations" every frame read, hashed, decoded,
+ *           diffed, its mask stored by hash and its labels checked
+ *           (ledger_job_prepare). job_result and clips are borrowed until
+ *           destroy. stop (may be NULL) is polled between frames; true
+ *           abandons the work (RS_ECANCELED). Nothing is appended, so a
+ *           prepare that is abandoned or repeated changes no record.
+ *  append   loop thread, in the batch that completes the job: the consent
+ *           gate as of now_ms, then the events. Nothing to record: RS_OK.
+ */
+typedef struct api_ledger_fin api_ledger_fin;
+
+rs_err api_ledger_fin_create(server *sv, const char *project, int64_t job_id, const char *kind,
+                             const cJSON *params, api_ledger_fin **out, rs_error *e);
+rs_err api_ledger_fin_prepare(api_ledger_fin *f, const cJSON *job_result, const cJSON *clips,
+                              bool (*stop)(void *ud), void *stop_ud, rs_error *e);
+rs_err api_ledger_fin_append(server *sv, api_ledger_fin *f, int64_t now_ms, rs_error *e);
+void api_ledger_fin_destroy(api_ledger_fin *f);
+
 #endif

@@ -7,15 +7,25 @@
  * of a few ms) the next requests pile up and go into the next batch: the
  * commit rate stays at what the disk does while the request rate scales
  * with the batch size. Replies leave only after their batch committed.
+ *
+ * Finalising a job can take seconds (a 1080p removal job's ledger work
+ * decodes and diffs every frame), so it never runs on the loop: phase A on
+ * the loop reads the job from the store, phase B on libuv's threadpool runs
+ * the kind's finalize and the ledger's file work, phase C back on the loop
+ * appends the events, registers clips and completes the job in one
+ * transaction (docs/ARCHITECTURE.md "Finalisation").
  */
 #include "server.h"
 
+#include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "api.h"
@@ -33,6 +43,9 @@
  * long before the listeners close under them. */
 #define SERVER_GRACE_MS 200
 #define SERVER_FINALIZE_BATCH 16
+/* Jobs being finalised at once (phase B queued or running); libuv's pool
+ * runs four at a time. */
+#define SERVER_FINALIZE_INFLIGHT 16
 #define SERVER_SCHEDULE_BATCH 32
 
 struct server {
@@ -45,7 +58,8 @@ struct server {
     uv_timer_t grace;
     uv_signal_t sigterm;
     uv_signal_t sigint;
-    int nhandles; /* handles initialised, in the order above */
+    uv_timer_t fin_timer; /* runs phase C of finished finalisations */
+    int nhandles;         /* handles initialised, in the order above */
     uv_mutex_t mu;
     bool mu_init;
     srv_item *head;    /* guarded by mu */
@@ -56,6 +70,13 @@ struct server {
     api *api;
     dispatch *dp;
     char clock_file[512]; /* RUSHES_TEST_CLOCK_FILE, "" = wall clock */
+    /* Finalisations (loop only): in flight (phase A done, C not yet) and
+     * the ones whose phase B ended, waiting for fin_timer. */
+    struct fin_work *fin_busy;
+    int nfin_busy;
+    struct fin_work *fin_done;
+    /* Set at stop: phase B gives up between frames. Read by pool threads. */
+    atomic_bool fin_abandon;
 };
 
 int64_t server_now_ms(server *sv)
@@ -306,120 +327,320 @@ static rs_err register_clips(server *sv, const cJSON *clips, const char *project
     return RS_OK;
 }
 
-/* One job whose tasks all succeeded: kind->finalize, clips, complete. */
-static void finalize_one(server *sv, int64_t job_id, int64_t now_ms)
+/*
+ * One job being finalised. Phase A (loop) fills job/results/lf; phase B
+ * (pool thread) owns it until its after-work callback and fills
+ * rc/fe/job_result/clips; phase C (loop) completes the job.
+ */
+typedef struct fin_work {
+    uv_work_t req;
+    server *sv;
+    int64_t job_id;
+    struct fin_work *next; /* sv->fin_busy, then sv->fin_done */
+    cJSON *job;
+    cJSON *results;
+    const task_kind *kind;
+    const char *project; /* in job */
+    const char *kind_name;
+    const cJSON *params;
+    api_ledger_fin *lf;
+    rs_err rc; /* phase B */
+    rs_error fe;
+    cJSON *job_result;
+    cJSON *clips;
+} fin_work;
+
+static void fin_work_destroy(fin_work *w)
 {
-    cJSON *job = NULL;
-    cJSON *results = NULL;
-    cJSON *job_result = NULL;
-    cJSON *clips = NULL;
+    if (w == NULL) {
+        return;
+    }
+    api_ledger_fin_destroy(w->lf);
+    cJSON_Delete(w->job);
+    cJSON_Delete(w->results);
+    cJSON_Delete(w->job_result);
+    cJSON_Delete(w->clips);
+    free(w);
+}
+
+static bool fin_stop(void *ud)
+{
+    server *sv = ud;
+    return atomic_load(&sv->fin_abandon);
+}
+
+/* Phase B, on a pool thread: no store, no loop state. */
+static void fin_work_run(uv_work_t *req)
+{
+    fin_work *w = req->data;
+    server *sv = w->sv;
+    rs_error_clear(&w->fe);
+    if (w->kind == NULL) {
+        w->rc = rs_error_set(&w->fe, RS_EINVAL, "finalize: job has an unknown kind");
+        return;
+    }
+    task_env env = {
+        .media_roots = (const char *const *)sv->cfg->media_roots,
+        .nmedia_roots = sv->cfg->nmedia_roots,
+        .data_dir = sv->cfg->data_dir,
+        .project = w->project,
+        .job_id = w->job_id,
+    };
+    w->rc = w->kind->finalize(w->params, w->results, &env, &w->job_result, &w->clips, &w->fe);
+    if (w->rc == RS_OK) {
+        /* Compliance ledger (ledger/): the file work of ingest and
+         * alteration events; they are appended in phase C. */
+        w->rc = api_ledger_fin_prepare(w->lf, w->job_result, w->clips, fin_stop, sv, &w->fe);
+    }
+}
+
+static void fin_list_remove(fin_work **head, fin_work *w)
+{
+    for (fin_work **p = head; *p != NULL; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            w->next = NULL;
+            return;
+        }
+    }
+}
+
+static void on_fin_timer(uv_timer_t *h);
+
+/* Loop thread, when phase B ended (or was cancelled before it started). */
+static void fin_work_after(uv_work_t *req, int status)
+{
+    fin_work *w = req->data;
+    server *sv = w->sv;
+    if (status != 0 || sv->stop_started || w->rc == RS_ECANCELED) {
+        /* Stopping: nothing was appended, the job stays finalisable and is
+         * finalised again after the restart (the work is idempotent). */
+        fin_list_remove(&sv->fin_busy, w);
+        sv->nfin_busy--;
+        fin_work_destroy(w);
+        return;
+    }
+    /* Phase C for every finalisation that ends in this loop iteration runs
+     * in one transaction, as the old in-loop finalisation batched them. */
+    bool first = sv->fin_done == NULL;
+    fin_list_remove(&sv->fin_busy, w);
+    w->next = sv->fin_done;
+    sv->fin_done = w;
+    if (first) {
+        uv_timer_start(&sv->fin_timer, on_fin_timer, 0, 0);
+    }
+}
+
+/* Still what phase A found: running with every task succeeded (a cancel
+ * while phase B ran ends it). */
+static bool job_still_finalisable(server *sv, int64_t job_id)
+{
+    sqlite3 *db = store_sqlite(sv->st);
+    sqlite3_stmt *st = NULL;
+    bool yes = false;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT 1 FROM job WHERE id = ? AND state = 'running' "
+                           "AND tasks_done = tasks_total",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, job_id);
+        yes = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return yes;
+}
+
+static void savepoint(server *sv, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(store_sqlite(sv->st), sql, NULL, NULL, &msg) != SQLITE_OK) {
+        RS_ERROR("finalize", "%s: %s", sql, msg != NULL ? msg : "?");
+    }
+    sqlite3_free(msg);
+}
+
+/* Phase C of one job, inside the open batch: clips, model, ledger events,
+ * complete. A job whose recording fails leaves none of its rows (savepoint)
+ * and fails with the reason. */
+static void fin_work_commit(server *sv, fin_work *w, int64_t now_ms)
+{
     char *result_json = NULL;
     rs_error e;
     rs_error_clear(&e);
-    rs_err rc = store_job_get(sv->st, job_id, &job, &e);
+    if (!job_still_finalisable(sv, w->job_id)) {
+        RS_INFO("finalize", "job %" PRId64 ": changed while finalising, left as it is", w->job_id);
+        return;
+    }
+    rs_err rc = w->rc;
+    savepoint(sv, "SAVEPOINT finalize_job");
+    if (rc == RS_OK && w->clips != NULL) {
+        rc = register_clips(sv, w->clips, w->project, w->job_id, now_ms, &w->fe);
+    }
     if (rc == RS_OK) {
-        rc = store_job_task_results(sv->st, job_id, &results, &e);
+        /* Model registry: a training job's model gets its row (api_model.c). */
+        rc = api_model_job_finalized(sv, w->project, w->job_id, w->job_result, now_ms, &w->fe);
     }
-    if (rc != RS_OK) {
-        RS_ERROR("finalize", "job %lld: %s", (long long)job_id, rs_error_text(&e));
-        goto out;
+    if (rc == RS_OK) {
+        /* Compliance ledger (ledger/): ingest and alteration events. */
+        rc = api_ledger_fin_append(sv, w->lf, now_ms, &w->fe);
     }
-    const cJSON *kind_name = cJSON_GetObjectItemCaseSensitive(job, "kind");
-    const cJSON *project = cJSON_GetObjectItemCaseSensitive(job, "project");
-    const cJSON *params = cJSON_GetObjectItemCaseSensitive(job, "params");
-    const task_kind *kind =
-        cJSON_IsString(kind_name) ? task_kind_find(kind_name->valuestring) : NULL;
-    rs_error fe;
-    rs_error_clear(&fe);
-    if (kind == NULL || !cJSON_IsString(project)) {
-        rc = rs_error_set(&fe, RS_EINVAL, "finalize: job has an unknown kind");
-    } else {
-        task_env env = {
-            .media_roots = (const char *const *)sv->cfg->media_roots,
-            .nmedia_roots = sv->cfg->nmedia_roots,
-            .data_dir = sv->cfg->data_dir,
-            .project = project->valuestring,
-            .job_id = job_id,
-        };
-        rc = kind->finalize(params, results, &env, &job_result, &clips, &fe);
-        if (rc == RS_OK && clips != NULL) {
-            rc = register_clips(sv, clips, project->valuestring, job_id, now_ms, &fe);
+    if (rc == RS_OK) {
+        result_json = w->job_result != NULL ? cJSON_PrintUnformatted(w->job_result) : NULL;
+        if (result_json == NULL) {
+            result_json = strdup("{}");
         }
-        if (rc == RS_OK) {
-            /* Model registry: a training job's model gets its row (api_model.c). */
-            rc = api_model_job_finalized(sv, project->valuestring, job_id, job_result, now_ms,
-                                         &fe);
-        }
-        if (rc == RS_OK) {
-            /* Compliance ledger (ledger/): ingest and alteration events. */
-            rc = api_ledger_job_finalized(sv, project->valuestring, job_id, kind_name->valuestring,
-                                          params, job_result, clips, now_ms, &fe);
-        }
-        if (rc == RS_OK) {
-            result_json = job_result != NULL ? cJSON_PrintUnformatted(job_result) : NULL;
-            if (result_json == NULL) {
-                result_json = strdup("{}");
-            }
-            if (result_json == NULL) {
-                rc = rs_error_set(&fe, RS_ENOMEM, "out of memory");
-            }
+        if (result_json == NULL) {
+            rc = rs_error_set(&w->fe, RS_ENOMEM, "out of memory");
         }
     }
     if (rc == RS_OK) {
+        savepoint(sv, "RELEASE finalize_job");
         server_crash_point(sv, "finalize");
-        rc = store_job_complete(sv->st, job_id, result_json, NULL, now_ms, &e);
+        rc = store_job_complete(sv->st, w->job_id, result_json, NULL, now_ms, &e);
     } else {
-        RS_WARN("finalize", "job %lld failed to finalise: %s", (long long)job_id,
-                rs_error_text(&fe));
-        rc = store_job_complete(sv->st, job_id, NULL, rs_error_text(&fe), now_ms, &e);
+        savepoint(sv, "ROLLBACK TO finalize_job");
+        savepoint(sv, "RELEASE finalize_job");
+        RS_WARN("finalize", "job %" PRId64 " failed to finalise: %s", w->job_id,
+                rs_error_text(&w->fe));
+        rc = store_job_complete(sv->st, w->job_id, NULL, rs_error_text(&w->fe), now_ms, &e);
     }
     if (rc != RS_OK) {
-        RS_ERROR("finalize", "job %lld: %s", (long long)job_id, rs_error_text(&e));
+        RS_ERROR("finalize", "job %" PRId64 ": %s", w->job_id, rs_error_text(&e));
     }
-out:
     free(result_json);
-    cJSON_Delete(job);
-    cJSON_Delete(results);
-    cJSON_Delete(job_result);
-    cJSON_Delete(clips);
 }
 
-static void finalize_jobs(server *sv)
+static void finalize_jobs(server *sv);
+
+static void on_fin_timer(uv_timer_t *h)
 {
-    for (int round = 0; round < 8; round++) {
-        cJSON *ids = NULL;
-        rs_error e;
-        rs_error_clear(&e);
-        if (store_jobs_to_finalize(sv->st, SERVER_FINALIZE_BATCH, &ids, &e) != RS_OK) {
-            RS_ERROR("finalize", "%s", rs_error_text(&e));
-            return;
-        }
-        int n = cJSON_GetArraySize(ids);
-        if (n == 0) {
-            cJSON_Delete(ids);
-            return;
-        }
-        int64_t now = rs_clock_wall_ms();
-        if (store_batch_begin(sv->st, &e) != RS_OK) {
-            RS_ERROR("finalize", "%s", rs_error_text(&e));
-            cJSON_Delete(ids);
-            return;
-        }
-        const cJSON *id = NULL;
-        cJSON_ArrayForEach(id, ids)
-        {
-            finalize_one(sv, (int64_t)id->valuedouble, now);
-        }
-        cJSON_Delete(ids);
-        if (store_batch_commit(sv->st, &e) != RS_OK) {
-            RS_ERROR("finalize", "commit: %s", rs_error_text(&e));
-            store_batch_rollback(sv->st);
-            return;
-        }
-        if (n < SERVER_FINALIZE_BATCH) {
-            return;
+    server *sv = h->data;
+    fin_work *done = sv->fin_done;
+    sv->fin_done = NULL;
+    if (done == NULL) {
+        return;
+    }
+    rs_error e;
+    rs_error_clear(&e);
+    int64_t now = rs_clock_wall_ms();
+    bool open = store_batch_begin(sv->st, &e) == RS_OK;
+    if (!open) {
+        RS_ERROR("finalize", "%s", rs_error_text(&e));
+    }
+    /* Oldest first: the list was built by prepending. */
+    fin_work *rev = NULL;
+    while (done != NULL) {
+        fin_work *next = done->next;
+        done->next = rev;
+        rev = done;
+        done = next;
+    }
+    for (fin_work *w = rev; open && w != NULL; w = w->next) {
+        fin_work_commit(sv, w, now);
+    }
+    if (open && store_batch_commit(sv->st, &e) != RS_OK) {
+        /* Nothing is lost: the jobs stay finalisable and the tick retries. */
+        RS_ERROR("finalize", "commit: %s", rs_error_text(&e));
+        store_batch_rollback(sv->st);
+    }
+    while (rev != NULL) {
+        fin_work *next = rev->next;
+        sv->nfin_busy--;
+        fin_work_destroy(rev);
+        rev = next;
+    }
+    finalize_jobs(sv);
+}
+
+static bool fin_in_flight(const server *sv, int64_t job_id)
+{
+    for (const fin_work *w = sv->fin_busy; w != NULL; w = w->next) {
+        if (w->job_id == job_id) {
+            return true;
         }
     }
+    for (const fin_work *w = sv->fin_done; w != NULL; w = w->next) {
+        if (w->job_id == job_id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Phase A, on the loop: what phase B needs from the store, then queued. */
+static void fin_start(server *sv, int64_t job_id)
+{
+    rs_error e;
+    rs_error_clear(&e);
+    fin_work *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        RS_ERROR("finalize", "job %" PRId64 ": out of memory", job_id);
+        return;
+    }
+    w->sv = sv;
+    w->job_id = job_id;
+    w->req.data = w;
+    rs_err rc = store_job_get(sv->st, job_id, &w->job, &e);
+    if (rc == RS_OK) {
+        rc = store_job_task_results(sv->st, job_id, &w->results, &e);
+    }
+    if (rc == RS_OK) {
+        const cJSON *kind_name = cJSON_GetObjectItemCaseSensitive(w->job, "kind");
+        const cJSON *project = cJSON_GetObjectItemCaseSensitive(w->job, "project");
+        w->params = cJSON_GetObjectItemCaseSensitive(w->job, "params");
+        w->kind_name = cJSON_IsString(kind_name) ? kind_name->valuestring : "";
+        w->project = cJSON_IsString(project) ? project->valuestring : NULL;
+        w->kind = task_kind_find(w->kind_name);
+        if (w->project == NULL) {
+            w->kind = NULL; /* phase B fails the job, as an unknown kind */
+        }
+        if (w->kind != NULL) {
+            rc = api_ledger_fin_create(sv, w->project, job_id, w->kind_name, w->params, &w->lf, &e);
+        }
+    }
+    if (rc == RS_OK) {
+        int rv = uv_queue_work(&sv->loop, &w->req, fin_work_run, fin_work_after);
+        if (rv != 0) {
+            rc = rs_error_set(&e, RS_EIO, "cannot queue: %s", uv_strerror(rv));
+        }
+    }
+    if (rc != RS_OK) {
+        /* Left finalisable; the next tick tries again. */
+        RS_ERROR("finalize", "job %" PRId64 ": %s", job_id, rs_error_text(&e));
+        fin_work_destroy(w);
+        return;
+    }
+    w->next = sv->fin_busy;
+    sv->fin_busy = w;
+    sv->nfin_busy++;
+}
+
+/* Starts the finalisation of jobs whose tasks all succeeded, skipping the
+ * ones already in flight. */
+static void finalize_jobs(server *sv)
+{
+    if (sv->stop_started || sv->nfin_busy >= SERVER_FINALIZE_INFLIGHT) {
+        return;
+    }
+    cJSON *ids = NULL;
+    rs_error e;
+    rs_error_clear(&e);
+    /* In-flight jobs are still listed: ask for enough to see past them. */
+    if (store_jobs_to_finalize(sv->st, SERVER_FINALIZE_BATCH + sv->nfin_busy, &ids, &e) != RS_OK) {
+        RS_ERROR("finalize", "%s", rs_error_text(&e));
+        return;
+    }
+    const cJSON *id = NULL;
+    cJSON_ArrayForEach(id, ids)
+    {
+        int64_t job_id = (int64_t)id->valuedouble;
+        if (sv->nfin_busy >= SERVER_FINALIZE_INFLIGHT) {
+            break;
+        }
+        if (!fin_in_flight(sv, job_id)) {
+            fin_start(sv, job_id);
+        }
+    }
+    cJSON_Delete(ids);
 }
 
 /* ---- batches ------------------------------------------------------------- */
@@ -509,9 +730,9 @@ static void on_tick(uv_timer_t *h)
 
 static void close_handles(server *sv)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&sv->wake, (uv_handle_t *)&sv->tick,
-                         (uv_handle_t *)&sv->grace, (uv_handle_t *)&sv->sigterm,
-                         (uv_handle_t *)&sv->sigint};
+    uv_handle_t *hs[] = {(uv_handle_t *)&sv->wake,   (uv_handle_t *)&sv->tick,
+                         (uv_handle_t *)&sv->grace,  (uv_handle_t *)&sv->sigterm,
+                         (uv_handle_t *)&sv->sigint, (uv_handle_t *)&sv->fin_timer};
     for (int i = 0; i < sv->nhandles; i++) {
         if (!uv_is_closing(hs[i])) {
             uv_close(hs[i], NULL);
@@ -541,6 +762,17 @@ static void on_signal(uv_signal_t *h, int signum)
     /* The batch in hand: everything queued before the flag. */
     run_batch(sv);
     uv_timer_stop(&sv->tick);
+    /* Finalisations: the ones whose file work is done complete now; the
+     * ones still queued are cancelled and the running ones give up between
+     * frames (a kind's own finalize runs to its end: uv_run waits for it,
+     * the grace timer closes no handle it uses). The abandoned jobs stay
+     * finalisable and are finalised after the restart. */
+    uv_timer_stop(&sv->fin_timer);
+    on_fin_timer(&sv->fin_timer);
+    atomic_store(&sv->fin_abandon, true);
+    for (fin_work *w = sv->fin_busy; w != NULL; w = w->next) {
+        uv_cancel((uv_req_t *)&w->req);
+    }
     uv_timer_start(&sv->grace, on_grace, SERVER_GRACE_MS, 0);
 }
 
@@ -554,6 +786,7 @@ rs_err server_create(const rsd_config *cfg, const rsd_crash *crash, server **out
         return rs_error_set(e, RS_ENOMEM, "out of memory");
     }
     sv->cfg = cfg;
+    atomic_init(&sv->fin_abandon, false);
     const char *clock_file = getenv("RUSHES_TEST_CLOCK_FILE");
     if (clock_file != NULL) {
         snprintf(sv->clock_file, sizeof sv->clock_file, "%s", clock_file);
@@ -588,6 +821,10 @@ rs_err server_create(const rsd_config *cfg, const rsd_crash *crash, server **out
         sv->nhandles++;
         rv = uv_signal_init(&sv->loop, &sv->sigint);
     }
+    if (rv == 0) {
+        sv->nhandles++;
+        rv = uv_timer_init(&sv->loop, &sv->fin_timer);
+    }
     if (rv != 0) {
         rc = rs_error_set(e, RS_EIO, "event loop: %s", uv_strerror(rv));
         goto out;
@@ -598,6 +835,7 @@ rs_err server_create(const rsd_config *cfg, const rsd_crash *crash, server **out
     sv->grace.data = sv;
     sv->sigterm.data = sv;
     sv->sigint.data = sv;
+    sv->fin_timer.data = sv;
     rv = uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
     if (rv == 0) {
         rv = uv_signal_start(&sv->sigint, on_signal, SIGINT);
@@ -667,9 +905,16 @@ void server_destroy(server *sv)
         }
     }
     if (sv->loop_init) {
+        atomic_store(&sv->fin_abandon, true);
         close_handles(sv);
         uv_run(&sv->loop, UV_RUN_DEFAULT);
         uv_loop_close(&sv->loop);
+    }
+    /* Finalisations that ended after the stop flushed (none in practice). */
+    while (sv->fin_done != NULL) {
+        fin_work *next = sv->fin_done->next;
+        fin_work_destroy(sv->fin_done);
+        sv->fin_done = next;
     }
     store_close(sv->st);
     if (sv->mu_init) {

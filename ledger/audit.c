@@ -18,6 +18,7 @@
 
 #include "audio.h"
 #include "fs.h"
+#include "sha256.h"
 
 rs_err ledger_mask_from_bytes(const char *hash, const uint8_t *buf, size_t len, ledger_mask **out,
                               rs_error *e);
@@ -93,13 +94,12 @@ static char *read_checked(audit_item *it, const char *path, const char *want_has
         fail_add(it, path, frame, what, 1);
         return NULL;
     }
-    if (rs_fs_read_all(path, AUDIT_MAX_FILE, &buf, len, &e) != RS_OK) {
+    char got[LEDGER_HEX];
+    if (ledger_read_hashed(path, AUDIT_MAX_FILE, &buf, len, got, &e) != RS_OK) {
         snprintf(what, sizeof what, "%s unreadable: %s", role, rs_error_text(&e));
         fail_add(it, path, frame, what, 1);
         return NULL;
     }
-    char got[LEDGER_HEX];
-    ledger_hash_bytes(buf, *len, got);
     if (strcmp(got, want_hash) != 0) {
         snprintf(what, sizeof what,
                  "%s file does not match the recorded hash (changed after recording)", role);
@@ -141,13 +141,12 @@ static media_audio *load_audio(audit_item *it, const char *path, const char *wan
         fail_add(it, path, -1, what, 1);
         return NULL;
     }
-    if (rs_fs_read_all(path, AUDIT_MAX_FILE, &buf, &len, &e) != RS_OK) {
+    char got[LEDGER_HEX];
+    if (ledger_read_hashed(path, AUDIT_MAX_FILE, &buf, &len, got, &e) != RS_OK) {
         snprintf(what, sizeof what, "%s unreadable: %s", role, rs_error_text(&e));
         fail_add(it, path, -1, what, 1);
         return NULL;
     }
-    char got[LEDGER_HEX];
-    ledger_hash_bytes(buf, len, got);
     if (strcmp(got, want_hash) != 0) {
         snprintf(what, sizeof what,
                  "%s file does not match the recorded hash (changed after recording)", role);

@@ -184,6 +184,104 @@ out:
     return rc;
 }
 
+rs_err ledger_read_hashed(const char *path, size_t cap, char **out, size_t *outlen,
+                          char hash[LEDGER_HEX], rs_error *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            return rs_error_set(e, RS_ENOENT, "%s: no such file", path);
+        }
+        return rs_error_set(e, RS_EIO, "%s: %s", path, strerror(errno));
+    }
+    rs_err rc = RS_OK;
+    char *buf = NULL;
+    struct stat sb;
+    size_t alloc = 0, size = 0;
+    if (fstat(fd, &sb) != 0) {
+        rc = rs_error_set(e, RS_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* Sized by fstat (one allocation, no regrowth copies); a file that
+     * grows while read still reads whole, up to cap. */
+    alloc = S_ISREG(sb.st_mode) && sb.st_size > 0 ? (size_t)sb.st_size : 65536;
+    if (alloc > cap) {
+        rc = rs_error_set(e, RS_ETOOBIG, "%s: larger than %zu bytes", path, cap);
+        goto out;
+    }
+    buf = malloc(alloc + 1);
+    if (buf == NULL) {
+        rc = rs_error_set(e, RS_ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    ledger_sha256 st;
+    ledger_sha256_init(&st);
+    /* Read in pieces that stay in cache and hash each one at once, so the
+     * bytes are not fetched from memory a second time for the hash. */
+    const size_t piece = (size_t)256 << 10;
+    for (;;) {
+        if (size == alloc) {
+            /* At the size fstat gave: one byte tells the end from a file
+             * that grew (regrowing only then). */
+            char probe;
+            ssize_t n = read(fd, &probe, 1);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n < 0) {
+                rc = rs_error_set(e, RS_EIO, "%s: read error", path);
+                goto out;
+            }
+            if (n == 0) {
+                break;
+            }
+            if (alloc >= cap) {
+                rc = rs_error_set(e, RS_ETOOBIG, "%s: larger than %zu bytes", path, cap);
+                goto out;
+            }
+            size_t na = alloc * 2 < cap ? alloc * 2 : cap;
+            char *nb = realloc(buf, na + 1);
+            if (nb == NULL) {
+                rc = rs_error_set(e, RS_ENOMEM, "%s: out of memory", path);
+                goto out;
+            }
+            buf = nb;
+            alloc = na;
+            buf[size] = probe;
+            ledger_sha256_update(&st, buf + size, 1);
+            size++;
+            continue;
+        }
+        size_t want = alloc - size < piece ? alloc - size : piece;
+        ssize_t n = read(fd, buf + size, want);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rc = rs_error_set(e, RS_EIO, "%s: read error", path);
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        ledger_sha256_update(&st, buf + size, (size_t)n);
+        size += (size_t)n;
+    }
+    unsigned char h[32];
+    ledger_sha256_final(&st, h);
+    ledger_hex(h, sizeof h, hash);
+    buf[size] = '\0';
+    *out = buf;
+    buf = NULL;
+    if (outlen != NULL) {
+        *outlen = size;
+    }
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
 static void key_path(const char *data_dir, const char *project, char *out, size_t n)
 {
     snprintf(out, n, "%s/ledger/keys/%s.key", data_dir, project);

@@ -202,6 +202,45 @@ typedef struct ledger_alteration_result {
 rs_err ledger_record_alteration(ledger *l, const ledger_alteration *a, int64_t now_ms,
                                 ledger_alteration_result *r, rs_error *e);
 
+/*
+ * The same in two steps, for a caller that must not do file work on the
+ * thread that owns the database (rushesd's loop). prepare touches no
+ * database and is safe on any thread (distinct preps): it reads and hashes
+ * both files, decodes them, checks the output's labels against
+ * a->authorised_by, diffs them and stores the mask under
+ * <data_dir>/ledger/masks (by hash, so preparing twice is harmless). append
+ * writes the event from the prep (a->consents and a->authorised_by as
+ * given); only append changes the chain. A failed prepare leaves *p
+ * cleared; clear a successful one with ledger_alteration_prep_clear.
+ */
+typedef struct ledger_alteration_prep {
+    bool audio;
+    char source_hash[LEDGER_HEX];
+    char output_hash[LEDGER_HEX];
+    uint64_t changed; /* pixels / sample frames */
+    /* frames */
+    char mask_hash[LEDGER_HEX];
+    ledger_bbox bbox;
+    uint32_t width, height;
+    /* audio */
+    cJSON *ranges; /* [[first, last_exclusive], ...], owned */
+    size_t nranges;
+    uint32_t rate, channels;
+    uint64_t frames;
+} ledger_alteration_prep;
+
+rs_err ledger_alteration_prepare(const char *data_dir, const ledger_alteration *a,
+                                 ledger_alteration_prep *p, rs_error *e);
+/* Audio files (see ledger_record_audio_alteration); no mask is stored. */
+rs_err ledger_audio_alteration_prepare(const ledger_alteration *a, ledger_alteration_prep *p,
+                                       rs_error *e);
+/* Appends the "alteration" (or "audio_alteration") event; seq, hash may be
+ * NULL. */
+rs_err ledger_alteration_append(ledger *l, const ledger_alteration *a,
+                                const ledger_alteration_prep *p, int64_t now_ms, int64_t *seq,
+                                char hash[LEDGER_HEX], rs_error *e);
+void ledger_alteration_prep_clear(ledger_alteration_prep *p);
+
 /* A finished job, as rushesd finalises it. */
 typedef struct ledger_job_spec {
     const char *project;
@@ -222,6 +261,30 @@ typedef struct ledger_job_spec {
  * (RS_EPERM if one no longer holds). Other jobs: nothing.
  */
 rs_err ledger_record_job(ledger *l, const ledger_job_spec *j, int64_t now_ms, rs_error *e);
+
+/*
+ * ledger_record_job in three steps, so the slow middle one (every frame
+ * read, decoded and diffed) can run off the database's thread:
+ *  1. ledger_job_authorisation (database): the job's authorising event.
+ *  2. ledger_job_prepare (any thread, no database): for an ingest job the
+ *     MHL's SHA-256; for "alterations" each entry checked and prepared
+ *     (ledger_alteration_prepare) with authorised_by (NULL = none). stop
+ *     (may be NULL) is polled between frames: when it returns true the
+ *     work is abandoned with RS_ECANCELED (nothing was written but masks,
+ *     which are stored by hash). *out is the caller's
+ *     (ledger_job_prep_destroy); it is set only on RS_OK.
+ *  3. ledger_job_append (database): the likeness gate as of now_ms
+ *     (RS_EPERM if a consent no longer holds), then the events, in order.
+ * j->result and j->clips are read in step 2 only.
+ */
+typedef struct ledger_job_prep ledger_job_prep;
+
+rs_err ledger_job_prepare(const char *data_dir, const ledger_job_spec *j, const char *authorised_by,
+                          bool (*stop)(void *ud), void *stop_ud, ledger_job_prep **out,
+                          rs_error *e);
+rs_err ledger_job_append(ledger *l, const ledger_job_spec *j, const ledger_job_prep *p,
+                         int64_t now_ms, rs_error *e);
+void ledger_job_prep_destroy(ledger_job_prep *p);
 
 /*
  * Output labels and the event they name. An output's labels are written

@@ -16,6 +16,7 @@
 
 #include "audio.h"
 #include "fs.h"
+#include "sha256.h"
 #include "video.h"
 
 #define MASK_MAGIC "RSMASK1\n"
@@ -384,29 +385,38 @@ rs_err ledger_audio_ranges(const float *src, const float *out, size_t nframes, u
 
 /* ---- recording ---------------------------------------------------------- */
 
-rs_err ledger_record_alteration(ledger *l, const ledger_alteration *a, int64_t now_ms,
-                                ledger_alteration_result *r, rs_error *e)
+/*
+ * Recording is split in two so rushesd can do the slow half off its loop
+ * thread: prepare reads, hashes, decodes and diffs the files and stores the
+ * mask (no database, idempotent: the mask is stored by its hash), append
+ * writes the event (database only, cheap).
+ */
+
+void ledger_alteration_prep_clear(ledger_alteration_prep *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    cJSON_Delete(p->ranges);
+    memset(p, 0, sizeof *p);
+}
+
+rs_err ledger_alteration_prepare(const char *data_dir, const ledger_alteration *a,
+                                 ledger_alteration_prep *p, rs_error *e)
 {
     char *sbuf = NULL, *obuf = NULL;
     size_t slen = 0, olen = 0;
     media_frame *src = NULL, *out = NULL;
     ledger_mask *m = NULL;
-    cJSON *f = NULL;
-    ledger_alteration_result local;
-    if (r == NULL) {
-        r = &local;
-    }
-    memset(r, 0, sizeof *r);
-    char sh[LEDGER_HEX], oh[LEDGER_HEX];
-    rs_err rc = rs_fs_read_all(a->source_path, (size_t)4 << 30, &sbuf, &slen, e);
+    memset(p, 0, sizeof *p);
+    rs_err rc =
+        ledger_read_hashed(a->source_path, (size_t)4 << 30, &sbuf, &slen, p->source_hash, e);
     if (rc == RS_OK) {
-        rc = rs_fs_read_all(a->output_path, (size_t)4 << 30, &obuf, &olen, e);
+        rc = ledger_read_hashed(a->output_path, (size_t)4 << 30, &obuf, &olen, p->output_hash, e);
     }
     if (rc != RS_OK) {
         goto out;
     }
-    ledger_hash_bytes(sbuf, slen, sh);
-    ledger_hash_bytes(obuf, olen, oh);
     rc = media_image_decode(a->source_path, sbuf, slen, NULL, &src, e);
     if (rc == RS_OK) {
         rc = media_image_decode(a->output_path, obuf, olen, NULL, &out, e);
@@ -423,7 +433,7 @@ rs_err ledger_record_alteration(ledger *l, const ledger_alteration *a, int64_t n
             goto out;
         }
     }
-    rc = ledger_mask_diff(src, out, &m, &r->changed, &r->bbox, e);
+    rc = ledger_mask_diff(src, out, &m, &p->changed, &p->bbox, e);
     if (rc != RS_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", e != NULL ? e->msg : "");
@@ -431,43 +441,107 @@ rs_err ledger_record_alteration(ledger *l, const ledger_alteration *a, int64_t n
         goto out;
     }
     char dir[4096];
-    ledger_masks_dir(ledger_data_dir(l), dir, sizeof dir);
-    rc = ledger_mask_store(dir, m, r->mask_hash, e);
-    if (rc != RS_OK) {
-        goto out;
-    }
-    f = cJSON_CreateObject();
-    cJSON_AddNumberToObject(f, "job", (double)a->job_id);
-    cJSON_AddStringToObject(f, "kind", a->kind != NULL ? a->kind : "");
-    cJSON_AddStringToObject(f, "model", a->model != NULL ? a->model : "");
-    cJSON_AddNumberToObject(f, "frame", (double)a->frame);
-    cJSON_AddStringToObject(f, "source", a->source_path);
-    cJSON_AddStringToObject(f, "source_hash", sh);
-    cJSON_AddStringToObject(f, "output", a->output_path);
-    cJSON_AddStringToObject(f, "output_hash", oh);
-    cJSON_AddStringToObject(f, "mask_hash", r->mask_hash);
-    cJSON_AddNumberToObject(f, "changed", (double)r->changed);
-    cJSON *bb = cJSON_AddArrayToObject(f, "bbox");
-    cJSON_AddItemToArray(bb, cJSON_CreateNumber(r->bbox.x));
-    cJSON_AddItemToArray(bb, cJSON_CreateNumber(r->bbox.y));
-    cJSON_AddItemToArray(bb, cJSON_CreateNumber(r->bbox.w));
-    cJSON_AddItemToArray(bb, cJSON_CreateNumber(r->bbox.h));
-    cJSON_AddItemToObject(f, "consent",
-                          cJSON_IsArray(a->consents) ? cJSON_Duplicate(a->consents, true)
-                                                     : cJSON_CreateNull());
-    cJSON_AddNumberToObject(f, "width", src->width);
-    cJSON_AddNumberToObject(f, "height", src->height);
-    if (a->authorised_by != NULL) {
-        cJSON_AddStringToObject(f, "authorised_by", a->authorised_by);
-    }
-    rc = ledger_append(l, a->project, "alteration", f, now_ms, &r->seq, r->event_hash, e);
+    ledger_masks_dir(data_dir, dir, sizeof dir);
+    rc = ledger_mask_store(dir, m, p->mask_hash, e);
+    p->width = src->width;
+    p->height = src->height;
 out:
-    cJSON_Delete(f);
+    if (rc != RS_OK) {
+        ledger_alteration_prep_clear(p);
+    }
     ledger_mask_destroy(m);
     media_frame_destroy(src);
     media_frame_destroy(out);
     free(sbuf);
     free(obuf);
+    return rc;
+}
+
+/* The fields a frame's "alteration" event carries beyond type and time. */
+static cJSON *frame_fields(const ledger_alteration *a, const ledger_alteration_prep *p)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "job", (double)a->job_id);
+    cJSON_AddStringToObject(f, "kind", a->kind != NULL ? a->kind : "");
+    cJSON_AddStringToObject(f, "model", a->model != NULL ? a->model : "");
+    cJSON_AddNumberToObject(f, "frame", (double)a->frame);
+    cJSON_AddStringToObject(f, "source", a->source_path);
+    cJSON_AddStringToObject(f, "source_hash", p->source_hash);
+    cJSON_AddStringToObject(f, "output", a->output_path);
+    cJSON_AddStringToObject(f, "output_hash", p->output_hash);
+    cJSON_AddStringToObject(f, "mask_hash", p->mask_hash);
+    cJSON_AddNumberToObject(f, "changed", (double)p->changed);
+    cJSON *bb = cJSON_AddArrayToObject(f, "bbox");
+    cJSON_AddItemToArray(bb, cJSON_CreateNumber(p->bbox.x));
+    cJSON_AddItemToArray(bb, cJSON_CreateNumber(p->bbox.y));
+    cJSON_AddItemToArray(bb, cJSON_CreateNumber(p->bbox.w));
+    cJSON_AddItemToArray(bb, cJSON_CreateNumber(p->bbox.h));
+    cJSON_AddItemToObject(f, "consent",
+                          cJSON_IsArray(a->consents) ? cJSON_Duplicate(a->consents, true)
+                                                     : cJSON_CreateNull());
+    cJSON_AddNumberToObject(f, "width", p->width);
+    cJSON_AddNumberToObject(f, "height", p->height);
+    if (a->authorised_by != NULL) {
+        cJSON_AddStringToObject(f, "authorised_by", a->authorised_by);
+    }
+    return f;
+}
+
+/* The fields of an "audio_alteration" event. */
+static cJSON *audio_fields(const ledger_alteration *a, const ledger_alteration_prep *p)
+{
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddItemToObject(
+        f, "ranges", p->ranges != NULL ? cJSON_Duplicate(p->ranges, true) : cJSON_CreateArray());
+    cJSON_AddNumberToObject(f, "job", (double)a->job_id);
+    cJSON_AddStringToObject(f, "kind", a->kind != NULL ? a->kind : "");
+    cJSON_AddStringToObject(f, "model", a->model != NULL ? a->model : "");
+    cJSON_AddStringToObject(f, "source", a->source_path);
+    cJSON_AddStringToObject(f, "source_hash", p->source_hash);
+    cJSON_AddStringToObject(f, "output", a->output_path);
+    cJSON_AddStringToObject(f, "output_hash", p->output_hash);
+    cJSON_AddNumberToObject(f, "changed", (double)p->changed);
+    cJSON_AddNumberToObject(f, "rate", p->rate);
+    cJSON_AddNumberToObject(f, "channels", p->channels);
+    cJSON_AddNumberToObject(f, "frames", (double)p->frames);
+    cJSON_AddItemToObject(f, "consent",
+                          cJSON_IsArray(a->consents) ? cJSON_Duplicate(a->consents, true)
+                                                     : cJSON_CreateNull());
+    return f;
+}
+
+rs_err ledger_alteration_append(ledger *l, const ledger_alteration *a,
+                                const ledger_alteration_prep *p, int64_t now_ms, int64_t *seq,
+                                char hash[LEDGER_HEX], rs_error *e)
+{
+    cJSON *f = p->audio ? audio_fields(a, p) : frame_fields(a, p);
+    if (f == NULL) {
+        return rs_error_set(e, RS_ENOMEM, "out of memory");
+    }
+    rs_err rc = ledger_append(l, a->project, p->audio ? "audio_alteration" : "alteration", f,
+                              now_ms, seq, hash, e);
+    cJSON_Delete(f);
+    return rc;
+}
+
+rs_err ledger_record_alteration(ledger *l, const ledger_alteration *a, int64_t now_ms,
+                                ledger_alteration_result *r, rs_error *e)
+{
+    ledger_alteration_result local;
+    if (r == NULL) {
+        r = &local;
+    }
+    memset(r, 0, sizeof *r);
+    ledger_alteration_prep p;
+    rs_err rc = ledger_alteration_prepare(ledger_data_dir(l), a, &p, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    r->changed = p.changed;
+    r->bbox = p.bbox;
+    memcpy(r->mask_hash, p.mask_hash, LEDGER_HEX);
+    rc = ledger_alteration_append(l, a, &p, now_ms, &r->seq, r->event_hash, e);
+    ledger_alteration_prep_clear(&p);
     return rc;
 }
 
@@ -496,20 +570,15 @@ rs_err ledger_audio_agree(const media_audio *s, const media_audio *o, rs_error *
     return RS_OK;
 }
 
-rs_err ledger_record_audio_alteration(ledger *l, const ledger_alteration *a, int64_t now_ms,
-                                      ledger_audio_result *r, rs_error *e)
+rs_err ledger_audio_alteration_prepare(const ledger_alteration *a, ledger_alteration_prep *p,
+                                       rs_error *e)
 {
     media_audio *src = NULL, *out = NULL;
-    cJSON *f = NULL;
-    ledger_audio_result local;
-    if (r == NULL) {
-        r = &local;
-    }
-    memset(r, 0, sizeof *r);
-    char sh[LEDGER_HEX], oh[LEDGER_HEX];
-    rs_err rc = ledger_hash_file(a->source_path, sh, e);
+    memset(p, 0, sizeof *p);
+    p->audio = true;
+    rs_err rc = ledger_hash_file(a->source_path, p->source_hash, e);
     if (rc == RS_OK) {
-        rc = ledger_hash_file(a->output_path, oh, e);
+        rc = ledger_hash_file(a->output_path, p->output_hash, e);
     }
     if (rc == RS_OK) {
         rc = media_audio_read(a->source_path, &src, e);
@@ -523,11 +592,14 @@ rs_err ledger_record_audio_alteration(ledger *l, const ledger_alteration *a, int
     if (rc != RS_OK) {
         goto out;
     }
+    p->ranges = cJSON_CreateArray();
+    if (p->ranges == NULL) {
+        rc = rs_error_set(e, RS_ENOMEM, "out of memory");
+        goto out;
+    }
     size_t stride = 0;
     const uint8_t *sb = audio_bytes(src, &stride);
     const uint8_t *ob = audio_bytes(out, &stride);
-    f = cJSON_CreateObject();
-    cJSON *ranges = cJSON_AddArrayToObject(f, "ranges");
     size_t i = 0;
     size_t n = (size_t)src->frames;
     while (i < n) {
@@ -542,30 +614,40 @@ rs_err ledger_record_audio_alteration(ledger *l, const ledger_alteration *a, int
         cJSON *rg = cJSON_CreateArray();
         cJSON_AddItemToArray(rg, cJSON_CreateNumber((double)i));
         cJSON_AddItemToArray(rg, cJSON_CreateNumber((double)j));
-        cJSON_AddItemToArray(ranges, rg);
-        r->changed += j - i;
-        r->nranges++;
+        cJSON_AddItemToArray(p->ranges, rg);
+        p->changed += j - i;
+        p->nranges++;
         i = j;
     }
-    cJSON_AddNumberToObject(f, "job", (double)a->job_id);
-    cJSON_AddStringToObject(f, "kind", a->kind != NULL ? a->kind : "");
-    cJSON_AddStringToObject(f, "model", a->model != NULL ? a->model : "");
-    cJSON_AddStringToObject(f, "source", a->source_path);
-    cJSON_AddStringToObject(f, "source_hash", sh);
-    cJSON_AddStringToObject(f, "output", a->output_path);
-    cJSON_AddStringToObject(f, "output_hash", oh);
-    cJSON_AddNumberToObject(f, "changed", (double)r->changed);
-    cJSON_AddNumberToObject(f, "rate", src->rate);
-    cJSON_AddNumberToObject(f, "channels", src->channels);
-    cJSON_AddNumberToObject(f, "frames", (double)src->frames);
-    cJSON_AddItemToObject(f, "consent",
-                          cJSON_IsArray(a->consents) ? cJSON_Duplicate(a->consents, true)
-                                                     : cJSON_CreateNull());
-    rc = ledger_append(l, a->project, "audio_alteration", f, now_ms, &r->seq, r->event_hash, e);
+    p->rate = src->rate;
+    p->channels = src->channels;
+    p->frames = src->frames;
 out:
-    cJSON_Delete(f);
+    if (rc != RS_OK) {
+        ledger_alteration_prep_clear(p);
+    }
     media_audio_destroy(src);
     media_audio_destroy(out);
+    return rc;
+}
+
+rs_err ledger_record_audio_alteration(ledger *l, const ledger_alteration *a, int64_t now_ms,
+                                      ledger_audio_result *r, rs_error *e)
+{
+    ledger_audio_result local;
+    if (r == NULL) {
+        r = &local;
+    }
+    memset(r, 0, sizeof *r);
+    ledger_alteration_prep p;
+    rs_err rc = ledger_audio_alteration_prepare(a, &p, e);
+    if (rc != RS_OK) {
+        return rc;
+    }
+    r->changed = p.changed;
+    r->nranges = p.nranges;
+    rc = ledger_alteration_append(l, a, &p, now_ms, &r->seq, r->event_hash, e);
+    ledger_alteration_prep_clear(&p);
     return rc;
 }
 

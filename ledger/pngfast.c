@@ -3,16 +3,14 @@
  *
  * An audit decodes two 1080p PNGs per frame and ~60 % of its CPU went to
  * zlib's inflate inside libpng. Here the IDAT stream is inflated with
- * libdeflate (2-3x faster, adler32 still checked), and only what the audit
- * needs is computed: the source rows are unfiltered; an output row whose
- * filtered bytes equal the source's, above a row that was equal, is equal
- * without unfiltering or comparing it (the PNG filters are functions of the
- * row and the row above). Chunk CRCs are not checked: the audit has already
- * compared each file's SHA-256 with the signed record, which any flipped
- * byte fails. Anything unusual (palette, interlace, sub-8-bit, tRNS,
- * compressed text, frames that differ in header) returns RS_EFORMAT (never shown) and the
- * caller decodes with the media readers as before, so messages and
- * semantics for odd files stay theirs.
+ * libdeflate (2-3x faster; neither adler32 nor chunk CRCs are checked, see
+ * inflate_idat), and only what the audit needs is computed: the source rows are unfiltered; an
+ * output row whose filtered bytes equal the source's, above a row that was equal, is equal without
+ * unfiltering or comparing it (the PNG filters are functions of the row and the row above). Chunk
+ * CRCs are not checked: the audit has already compared each file's SHA-256 with the signed record,
+ * which any flipped byte fails. Anything unusual (palette, interlace, sub-8-bit, tRNS, compressed
+ * text, frames that differ in header) returns RS_EFORMAT (never shown) and the caller decodes with
+ * the media readers as before, so messages and semantics for odd files stay theirs.
  */
 #include "ledger.h"
 
@@ -37,10 +35,12 @@ rs_err ledger_png_fast_count(const uint8_t *sbuf, size_t slen, const uint8_t *ob
 typedef struct png_view {
     uint32_t w, h;
     uint8_t depth, ctype;
-    size_t bpp;      /* bytes per pixel */
-    size_t rowbytes; /* without the filter byte */
-    uint8_t *idat;   /* concatenated IDAT payloads (malloc'd) */
+    size_t bpp;          /* bytes per pixel */
+    size_t rowbytes;     /* without the filter byte */
+    const uint8_t *idat; /* the IDAT payloads, contiguous: in the file when there is one */
+    uint8_t *idat_owned; /* else joined here (malloc'd) */
     size_t idat_len;
+    size_t nidat;
 } png_view;
 
 static uint32_t be32(const uint8_t *p)
@@ -57,7 +57,7 @@ static bool png_parse(const uint8_t *b, size_t len, png_view *v, media_frame *la
     if (len < 8 + 25 || memcmp(b, sig, 8) != 0) {
         return false;
     }
-    size_t pos = 8, cap = 0;
+    size_t pos = 8;
     bool have_ihdr = false, have_iend = false;
     while (pos + 12 <= len && !have_iend) {
         uint32_t n = be32(b + pos);
@@ -92,16 +92,11 @@ static bool png_parse(const uint8_t *b, size_t len, png_view *v, media_frame *la
         } else if (!have_ihdr) {
             return false;
         } else if (memcmp(type, "IDAT", 4) == 0) {
-            if (v->idat_len + n > cap) {
-                size_t nc = (v->idat_len + n) * 2;
-                uint8_t *p = realloc(v->idat, nc);
-                if (p == NULL) {
-                    return false;
-                }
-                v->idat = p;
-                cap = nc;
+            /* Counted here, joined below in one allocation (or not at all). */
+            if (v->nidat == 0) {
+                v->idat = d;
             }
-            memcpy(v->idat + v->idat_len, d, n);
+            v->nidat++;
             v->idat_len += n;
         } else if (memcmp(type, "IEND", 4) == 0) {
             have_iend = true;
@@ -127,7 +122,49 @@ static bool png_parse(const uint8_t *b, size_t len, png_view *v, media_frame *la
         }
         pos += 12 + (size_t)n;
     }
-    return have_ihdr && have_iend && v->idat_len > 0;
+    if (!have_ihdr || !have_iend || v->idat_len == 0) {
+        return false;
+    }
+    if (v->nidat > 1) {
+        v->idat_owned = malloc(v->idat_len);
+        if (v->idat_owned == NULL) {
+            return false;
+        }
+        size_t at = 0;
+        for (pos = 8; pos + 12 <= len;) {
+            uint32_t n = be32(b + pos);
+            if (memcmp(b + pos + 4, "IDAT", 4) == 0) {
+                memcpy(v->idat_owned + at, b + pos + 8, n);
+                at += n;
+            }
+            if (memcmp(b + pos + 4, "IEND", 4) == 0) {
+                break;
+            }
+            pos += 12 + (size_t)n;
+        }
+        v->idat = v->idat_owned;
+    }
+    return true;
+}
+
+/*
+ * Inflates a zlib stream's deflate data: the 2-byte header is checked (no
+ * preset dictionary), the adler32 trailer is not (6 % of the audit's CPU):
+ * like the chunk CRCs it adds nothing to the file's SHA-256, which the
+ * audit has compared with the signed record.
+ */
+static bool inflate_idat(struct libdeflate_decompressor *dd, const png_view *v, uint8_t *out,
+                         size_t total)
+{
+    const uint8_t *z = v->idat;
+    if (v->idat_len < 6 || (z[0] & 0x0f) != 8 || (z[0] >> 4) > 7 || (z[1] & 0x20) != 0 ||
+        ((unsigned)z[0] << 8 | z[1]) % 31 != 0) {
+        return false;
+    }
+    size_t got = 0;
+    return libdeflate_deflate_decompress(dd, z + 2, v->idat_len - 6, out, total, &got) ==
+               LIBDEFLATE_SUCCESS &&
+           got == total;
 }
 
 static inline uint8_t paeth(uint8_t a, uint8_t b, uint8_t c)
@@ -138,6 +175,19 @@ static inline uint8_t paeth(uint8_t a, uint8_t b, uint8_t c)
 }
 
 #ifdef __SSE2__
+/* Stores one 3- or 4-byte pixel from the low bytes of v. Fixed-size copies
+ * (inlined stores): a memcpy of a variable bpp was a libc call per pixel. */
+static inline void store_px(uint8_t *p, uint32_t v, size_t bpp)
+{
+    if (bpp == 4) {
+        memcpy(p, &v, 4);
+    } else {
+        uint16_t lo = (uint16_t)v;
+        memcpy(p, &lo, 2);
+        p[2] = (uint8_t)(v >> 16);
+    }
+}
+
 /* Paeth for 3- and 4-byte pixels, one pixel per step in 16-bit lanes (the
  * way libpng's SSE2 filters do it): noisy footage makes the scalar branches
  * unpredictable, and Paeth is what encoders pick for it. */
@@ -166,7 +216,7 @@ static void paeth_sse2(uint8_t *row, const uint8_t *up, size_t n, size_t bpp)
         __m128i pred = _mm_or_si128(_mm_and_si128(use_bc, bc), _mm_andnot_si128(use_bc, a));
         __m128i r = _mm_and_si128(_mm_add_epi16(d, pred), _mm_set1_epi16(0xff));
         uint32_t ru = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(r, r));
-        memcpy(row + i, &ru, bpp); /* the 4th byte of a 3-byte pixel is the next pixel's */
+        store_px(row + i, ru, bpp); /* the 4th byte of a 3-byte pixel is the next pixel's */
         a = r;
         c = b;
     }
@@ -198,7 +248,7 @@ static void average_sse2(uint8_t *row, const uint8_t *up, size_t n, size_t bpp)
         __m128i avg = _mm_srli_epi16(_mm_add_epi16(a, b), 1);
         __m128i r = _mm_and_si128(_mm_add_epi16(d, avg), lo);
         uint32_t ru = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(r, r));
-        memcpy(row + i, &ru, bpp);
+        store_px(row + i, ru, bpp);
         a = r;
     }
     for (; i < n; i++) {
@@ -270,7 +320,7 @@ rs_err ledger_png_fast_count(const uint8_t *sbuf, size_t slen, const uint8_t *ob
     rs_err rc = RS_EFORMAT;
     bool sok = png_parse(sbuf, slen, &s, NULL);
     if (media_frame_create(1, 1, 1, MEDIA_SAMPLE_U8, &lab, e) != RS_OK) {
-        free(s.idat);
+        free(s.idat_owned);
         return RS_EFORMAT;
     }
     bool ook = png_parse(obuf, olen, &o, lab);
@@ -286,35 +336,65 @@ rs_err ledger_png_fast_count(const uint8_t *sbuf, size_t slen, const uint8_t *ob
     if (sraw == NULL || oraw == NULL || dd == NULL) {
         goto out;
     }
-    size_t got = 0;
-    if (libdeflate_zlib_decompress(dd, s.idat, s.idat_len, sraw, total, &got) !=
-            LIBDEFLATE_SUCCESS ||
-        got != total ||
-        libdeflate_zlib_decompress(dd, o.idat, o.idat_len, oraw, total, &got) !=
-            LIBDEFLATE_SUCCESS ||
-        got != total) {
+    if (!inflate_idat(dd, &s, sraw, total) || !inflate_idat(dd, &o, oraw, total)) {
         goto out; /* the media reader gives the proper message */
+    }
+    /*
+     * Only rows near the change need unfiltering. Rows above the first one
+     * whose filtered bytes differ are equal (the filters are functions of
+     * the row and the row above), and the source is unfiltered from the
+     * nearest row above it whose filter (None or Sub) ignores the row
+     * above: that is all the context the first changed row needs. Rows
+     * below the last differing one are equal as soon as a row is. A
+     * removal touches a band of the frame; the rest costs a compare.
+     */
+    int64_t first_diff = -1, last_diff = -1;
+    for (uint32_t y = 0; y < s.h; y++) {
+        if (memcmp(sraw + stride * y, oraw + stride * y, stride) != 0) {
+            first_diff = y;
+            break;
+        }
+    }
+    for (int64_t y = (int64_t)s.h - 1; y >= first_diff && first_diff >= 0; y--) {
+        if (memcmp(sraw + stride * (size_t)y, oraw + stride * (size_t)y, stride) != 0) {
+            last_diff = y;
+            break;
+        }
+    }
+    uint32_t start = 0;
+    for (int64_t y = first_diff - 1; y > 0; y--) {
+        if (sraw[stride * (size_t)y] <= 1) {
+            start = (uint32_t)y;
+            break;
+        }
     }
     uint64_t in = 0, outn = 0;
     bool first = true, above_equal = true;
     size_t ps = s.bpp;
-    for (uint32_t y = 0; y < s.h; y++) {
+    /* The output's unfiltered row above: its own, or the source's when the
+     * two are equal (shared, not copied). */
+    const uint8_t *oup = NULL;
+    for (uint32_t y = start; y < s.h && first_diff >= 0; y++) {
+        if ((int64_t)y > last_diff && above_equal) {
+            break; /* every row from here on is equal */
+        }
         uint8_t *sr = sraw + stride * y;
         uint8_t * or = oraw + stride * y;
-        const uint8_t *sup = y > 0 ? sr - stride + 1 : NULL;
-        const uint8_t *oup = y > 0 ? or -stride + 1 : NULL;
-        bool same_filtered = above_equal && memcmp(sr, or, stride) == 0;
+        const uint8_t *sup = y > start ? sr - stride + 1 : NULL; /* row start: None or Sub */
+        bool same_filtered = above_equal && ((int64_t)y < first_diff || (int64_t)y > last_diff ||
+                                             memcmp(sr, or, stride) == 0);
         if (!unfilter(sr[0], sr + 1, sup, s.rowbytes, ps)) {
             goto out;
         }
         if (same_filtered) {
             /* Equal filter input over an equal row above: equal pixels. */
-            memcpy(or +1, sr + 1, s.rowbytes);
+            oup = sr + 1;
             continue;
         }
         if (!unfilter(or [0], or +1, oup, s.rowbytes, ps)) {
             goto out;
         }
+        oup = or +1;
         const uint8_t *a = sr + 1, *b = or +1;
         above_equal = memcmp(a, b, s.rowbytes) == 0;
         if (above_equal) {
@@ -322,7 +402,10 @@ rs_err ledger_png_fast_count(const uint8_t *sbuf, size_t slen, const uint8_t *ob
         }
         const uint8_t *mr = m->bits + (size_t)m->width * y;
         for (uint32_t x = 0; x < s.w; x++) {
-            if (memcmp(a + ps * x, b + ps * x, ps) == 0) {
+            const uint8_t *pa = a + ps * x, *pb = b + ps * x;
+            bool eq = ps == 3 ? pa[0] == pb[0] && pa[1] == pb[1] && pa[2] == pb[2]
+                              : memcmp(pa, pb, ps) == 0;
+            if (eq) {
                 continue;
             }
             if (mr[x] != 0) {
@@ -346,8 +429,8 @@ out:
     libdeflate_free_decompressor(dd);
     free(sraw);
     free(oraw);
-    free(s.idat);
-    free(o.idat);
+    free(s.idat_owned);
+    free(o.idat_owned);
     media_frame_destroy(lab);
     return rc;
 }

@@ -15,6 +15,8 @@
 
 #include <sodium.h>
 
+#include "err.h"
+
 typedef struct ledger_sha256 {
     uint32_t h[8];
     uint8_t buf[64];
@@ -29,5 +31,11 @@ void ledger_sha256_update(ledger_sha256 *s, const void *data, size_t len);
 void ledger_sha256_final(ledger_sha256 *s, unsigned char out[32]);
 /* Whether this CPU runs the SHA-NI path (for the bench's report). */
 int ledger_sha256_has_ni(void);
+
+/* Module-internal (ledger.c): reads a whole file into *out (malloc'd,
+ * NUL-terminated, at most cap bytes) and its SHA-256 hex into hash, hashing
+ * each piece as it arrives. Errors as rs_fs_read_all's. */
+rs_err ledger_read_hashed(const char *path, size_t cap, char **out, size_t *outlen, char hash[65],
+                          rs_error *e);
 
 #endif

@@ -12,6 +12,9 @@
  * A task sleeps sleep_ms in 10 steps with progress, then exits with
  * exit_code, or kills itself with signal (to show that a crashing task is
  * reported and does not take its worker down).
+ * Test knob: "finalize_ms":0..60000 makes the job's finalize (run by
+ * rushesd) sleep that long, so tests can show the daemon answers while a
+ * job finalises (tests/integration/ledger_finalize_test.sh).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ typedef struct noop_params {
     int sleep_ms;
     int exit_code;
     int sig;
+    int finalize_ms;
 } noop_params;
 
 static rs_err get_int(const cJSON *params, const char *field, int lo, int hi, int *out,
@@ -47,7 +51,7 @@ static rs_err get_int(const cJSON *params, const char *field, int lo, int hi, in
 static rs_err parse(const cJSON *params, bool planning, noop_params *p, rs_error *e)
 {
     static const char *const allowed[] = {"tasks",    "sleep_ms",   "exit_code", "signal",
-                                          "likeness", "performers", "index"};
+                                          "likeness", "performers", "index", "finalize_ms"};
     memset(p, 0, sizeof *p);
     p->tasks = 1;
     if (!cJSON_IsObject(params)) {
@@ -93,6 +97,9 @@ static rs_err parse(const cJSON *params, bool planning, noop_params *p, rs_error
     }
     if (rc == RS_OK) {
         rc = get_int(params, "signal", 0, 64, &p->sig, e);
+    }
+    if (rc == RS_OK) {
+        rc = get_int(params, "finalize_ms", 0, 60000, &p->finalize_ms, e);
     }
     return rc;
 }
@@ -170,6 +177,11 @@ static rs_err noop_run(const cJSON *params, const task_io *io, cJSON **result, r
 static rs_err noop_finalize(const cJSON *params, const cJSON *results, const task_env *env,
                             cJSON **job_result, cJSON **clips, rs_error *e)
 {
+    noop_params p;
+    rs_error pe; /* the params were checked at submit */
+    if (parse(params, true, &p, &pe) == RS_OK && p.finalize_ms > 0) {
+        sleep_ms(p.finalize_ms);
+    }
     cJSON *r = cJSON_CreateObject();
     cJSON *c = cJSON_CreateArray();
     if (r == NULL || c == NULL) {

@@ -9,3 +9,8 @@ rs_script_test(ledger_integration LABELS "ledger;integration"
 # one pixel changed after the fact.
 rs_script_test(ledger_removal_integration LABELS "ledger;integration"
   COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ledger_removal_test.sh TIMEOUT 180)
+# Finalisation runs off rushesd's loop: the API answers within 500 ms while a
+# job's finalize takes seconds (noop's "finalize_ms" test knob), and a stop
+# during a finalisation is clean.
+rs_script_test(ledger_finalize_integration LABELS "ledger;integration"
+  COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/ledger_finalize_test.sh TIMEOUT 120)

@@ -587,6 +587,68 @@ Test(ledger, finished_jobs_record_their_alterations_with_consent)
     cJSON_Delete(result);
 }
 
+static bool stop_now(void *ud)
+{
+    (void)ud;
+    return true;
+}
+
+/* rushesd prepares a job's ledger work off its loop and appends it later:
+ * preparing writes no event (and may be repeated or abandoned), appending
+ * writes exactly what ledger_record_job would. */
+Test(ledger, job_prepare_writes_nothing_append_records_every_frame)
+{
+    altered a;
+    make_frames(&a);
+    cJSON *result = job_result_of(&a);
+    ledger_job_spec j = {.project = "feature", .job_id = 90, .kind = "removal", .result = result};
+    rs_error e;
+    ledger_job_prep *p = NULL;
+    cr_assert_eq(ledger_job_prepare(dir, &j, NULL, stop_now, NULL, &p, &e), RS_ECANCELED);
+    cr_assert_null(p);
+    cr_assert_eq(ledger_job_prepare(dir, &j, NULL, NULL, NULL, &p, &e), RS_OK, "%s", e.msg);
+    ledger_job_prep *again = NULL;
+    cr_assert_eq(ledger_job_prepare(dir, &j, NULL, NULL, NULL, &again, &e), RS_OK, "%s", e.msg);
+    ledger_job_prep_destroy(again);
+    cJSON *events = NULL;
+    rs_err erc = ledger_events(lg, "feature", &events, &e); /* no project yet: ENOENT */
+    cr_assert(erc == RS_ENOENT || (erc == RS_OK && cJSON_GetArraySize(events) == 0),
+              "prepare appended events");
+    cJSON_Delete(events);
+    events = NULL;
+    cr_assert_eq(ledger_job_append(lg, &j, p, 8000, &e), RS_OK, "%s", e.msg);
+    ledger_job_prep_destroy(p);
+    cr_assert_eq(ledger_events(lg, "feature", &events, &e), RS_OK);
+    cr_assert_eq(cJSON_GetArraySize(events), NFRAMES);
+    for (int i = 0; i < NFRAMES; i++) {
+        const cJSON *pl = cJSON_GetObjectItem(cJSON_GetArrayItem(events, i), "payload");
+        cr_assert_eq(cJSON_GetObjectItem(pl, "frame")->valuedouble, i);
+        cr_assert_eq(cJSON_GetObjectItem(pl, "changed")->valuedouble, (double)a.changed[i]);
+    }
+    cJSON_Delete(events);
+    ledger_audit_sel sel = {.job_id = 90};
+    cJSON *r = audit(&sel);
+    cr_assert(rep_ok(r));
+    cr_assert_eq(cJSON_GetObjectItem(r, "frames")->valuedouble, NFRAMES);
+    cJSON_Delete(r);
+    /* The one-frame split gives what ledger_record_alteration gives. */
+    ledger_alteration al = {.project = "feature",
+                            .job_id = 91,
+                            .kind = "removal",
+                            .model = "",
+                            .frame = 0,
+                            .source_path = a.src[0],
+                            .output_path = a.out[0]};
+    ledger_alteration_prep ap;
+    cr_assert_eq(ledger_alteration_prepare(dir, &al, &ap, &e), RS_OK, "%s", e.msg);
+    cr_assert_eq(ap.changed, a.changed[0]);
+    int64_t seq = 0;
+    cr_assert_eq(ledger_alteration_append(lg, &al, &ap, 8100, &seq, NULL, &e), RS_OK, "%s", e.msg);
+    cr_assert_gt(seq, NFRAMES); /* after the frames and the audit's export event */
+    ledger_alteration_prep_clear(&ap);
+    cJSON_Delete(result);
+}
+
 Test(ledger, finished_ingest_records_its_mhl)
 {
     char mhl[PATH_MAX + 16];
@@ -1140,4 +1202,87 @@ Test(ledger, labels_written_to_mov_read_back_by_ffprobe)
     cr_assert_not_null(strstr(out, "TAG:rushes:ledger_event=ab12"), "ffprobe: %s", out);
     cr_assert_not_null(strstr(out, "TAG:rushes:altered=yes"), "ffprobe: %s", out);
     cr_assert_not_null(strstr(out, "TAG:rushes:project=feature"), "ffprobe: %s", out);
+}
+
+/* pngfast.c (internal): the audit's PNG path. */
+rs_err ledger_png_fast_count(const uint8_t *sbuf, size_t slen, const uint8_t *obuf, size_t olen,
+                             const ledger_mask *m, uint64_t *inside, uint64_t *outside,
+                             uint32_t *fx, uint32_t *fy, media_frame **labels, rs_error *e);
+
+/* The audit's PNG fast path skips unfiltering rows it can prove equal (the
+ * rows under the last changed one, rows whose filtered bytes match over an
+ * equal row); it must count exactly what a full decode and diff count,
+ * wherever the change is: first row, last row, last pixel, one row above
+ * rows that are equal again. */
+Test(ledger, png_fast_path_counts_what_a_full_decode_counts)
+{
+    const uint32_t w = 97, h = 61;
+    rs_error e;
+    media_frame *f = NULL;
+    cr_assert_eq(media_frame_create(w, h, 3, MEDIA_SAMPLE_U8, &f, &e), RS_OK);
+    uint32_t seed = 7;
+    char sp[PATH_MAX + 16], op[PATH_MAX + 16];
+    snprintf(sp, sizeof sp, "%s/fast_s.png", dir);
+    snprintf(op, sizeof op, "%s/fast_o.png", dir);
+    media_write_opts wo = {.format = MEDIA_FORMAT_PNG};
+    for (int round = 0; round < 24; round++) {
+        for (uint32_t y = 0; y < h; y++) {
+            for (uint32_t x = 0; x < w; x++) {
+                uint8_t *p = media_frame_at(f, x, y, 0);
+                seed = seed * 1664525u + 1013904223u;
+                p[0] = (uint8_t)(x * 2 + (uint32_t)round);
+                p[1] = (uint8_t)(y * 3);
+                p[2] = (uint8_t)((seed >> 24) & (round % 2 ? 255 : 7));
+            }
+        }
+        cr_assert_eq(media_image_write(sp, f, &wo, &e), RS_OK, "%s", e.msg);
+        /* Where the change goes: first row, last row, last pixel, a band. */
+        uint32_t y0 = round % 4 == 0 ? 0 : round % 4 == 1 ? h - 1 : (uint32_t)(seed >> 8) % h;
+        uint32_t y1 = round % 4 == 3 ? (y0 + 5 < h ? y0 + 5 : h) : y0 + 1;
+        uint32_t x0 = round % 4 == 2 ? w - 1 : (uint32_t)(seed >> 16) % w;
+        for (uint32_t y = y0; y < y1; y++) {
+            uint8_t *p = media_frame_at(f, x0, y, 0);
+            p[round % 3] ^= (uint8_t)(1u << (round % 8));
+        }
+        cr_assert_eq(media_image_write(op, f, &wo, &e), RS_OK, "%s", e.msg);
+        char *sb = NULL, *ob = NULL;
+        size_t sl = 0, ol = 0;
+        cr_assert_eq(rs_fs_read_all(sp, 1 << 24, &sb, &sl, &e), RS_OK);
+        cr_assert_eq(rs_fs_read_all(op, 1 << 24, &ob, &ol, &e), RS_OK);
+        media_frame *s = NULL, *o = NULL;
+        cr_assert_eq(media_image_decode(sp, sb, sl, NULL, &s, &e), RS_OK);
+        cr_assert_eq(media_image_decode(op, ob, ol, NULL, &o, &e), RS_OK);
+        ledger_mask *diff = NULL, *empty = NULL;
+        uint64_t changed = 0;
+        ledger_bbox bb;
+        cr_assert_eq(ledger_mask_diff(s, o, &diff, &changed, &bb, &e), RS_OK);
+        cr_assert_eq(changed, y1 - y0, "round %d", round);
+        cr_assert_eq(ledger_mask_create(w, h, &empty, &e), RS_OK);
+        uint64_t in = 0, out = 0;
+        uint32_t fx = 0, fy = 0;
+        media_frame *lab = NULL;
+        cr_assert_eq(ledger_png_fast_count((const uint8_t *)sb, sl, (const uint8_t *)ob, ol, empty,
+                                           &in, &out, &fx, &fy, &lab, &e),
+                     RS_OK, "round %d: fast path declined", round);
+        cr_assert_eq(in, 0);
+        cr_assert_eq(out, changed, "round %d: rows %u..%u: fast path counts %llu, decode %llu",
+                     round, y0, y1, (unsigned long long)out, (unsigned long long)changed);
+        cr_assert_eq(fx, x0);
+        cr_assert_eq(fy, y0);
+        media_frame_destroy(lab);
+        lab = NULL;
+        cr_assert_eq(ledger_png_fast_count((const uint8_t *)sb, sl, (const uint8_t *)ob, ol, diff,
+                                           &in, &out, &fx, &fy, &lab, &e),
+                     RS_OK);
+        cr_assert_eq(in, changed);
+        cr_assert_eq(out, 0);
+        media_frame_destroy(lab);
+        ledger_mask_destroy(diff);
+        ledger_mask_destroy(empty);
+        media_frame_destroy(s);
+        media_frame_destroy(o);
+        free(sb);
+        free(ob);
+    }
+    media_frame_destroy(f);
 }
