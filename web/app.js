@@ -21,6 +21,7 @@ const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 const $ = (sel, root = document) => root.querySelector(sel);
 let timer = null;
 let busy = false;
+let again = false; // a refresh asked for while one was running (e.g. a click during a poll)
 // The last operator action's refusal stays on screen across refreshes until
 // the next action succeeds.
 let actionError = '';
@@ -308,7 +309,10 @@ function route() {
 }
 
 async function refresh() {
-  if (busy) return;
+  if (busy) {
+    again = true;
+    return;
+  }
   // Do not redraw under a priority field being edited.
   if (document.activeElement && document.activeElement.classList.contains('prio')) return;
   busy = true;
@@ -318,6 +322,10 @@ async function refresh() {
   try {
     const v = document.createElement('div');
     await r.fn(v);
+    if (location.hash !== hash) {
+      again = true; // the address changed while this page loaded: draw the new one instead
+      return;
+    }
     $('#view').replaceChildren(...v.childNodes);
     $('#view').dataset.view = r.name;
     $('#view').dataset.hash = hash; // what was rendered, for tests racing a hash change
@@ -328,6 +336,10 @@ async function refresh() {
     setStatus(e.status === 401 ? 'Enter an API token (rushes token create ...) to see the farm.' : 'Error: ' + e.message);
   } finally {
     busy = false;
+    if (again) {
+      again = false;
+      refresh();
+    }
   }
 }
 

@@ -261,7 +261,9 @@ try {
     // Into the infer job through its DAG node.
     const before = await evaluate(`Number(document.querySelector('#view').dataset.loaded)`);
     await evaluate(`document.querySelector('#dag .dag-node[data-job-id="${INFER}"]').closest('a').dispatchEvent(new MouseEvent('click', {bubbles: true})); true`);
-    await waitFor(`location.hash === '#/job/${INFER}' && Number(document.querySelector('#view').dataset.loaded) > ${before}`, 'infer job page via the DAG');
+    // The drawn route, not just the address: a poll of the train page may redraw it after the click.
+    await waitFor(`location.hash === '#/job/${INFER}' && document.querySelector('#view').dataset.hash === '#/job/${INFER}' &&
+                   Number(document.querySelector('#view').dataset.loaded) > ${before}`, 'infer job page via the DAG');
     await checkDag(INFER);
     await waitFor(`document.querySelector('img#contact-sheet')?.complete && document.querySelector('img#contact-sheet').naturalWidth > 0`, 'contact sheet image');
     const nInferEv = await checkLedger(INFER, 'feature');
