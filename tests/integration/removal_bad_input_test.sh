@@ -85,6 +85,7 @@ j=$(api GET "/api/v1/jobs/$EI")
 [ "$(jq -r .job.result.frames <<<"$j")" = 6 ] || farm_fail "infer on empty masks: $(jq -c .job.result <<<"$j")"
 [ "$(jq '.job.result.alterations | length' <<<"$j")" = 0 ] ||
   farm_fail "empty masks listed alterations: $(jq -c .job.result.alterations <<<"$j")"
+[ "$(farm_audit_job bad "$EI")" = 0 ] || farm_fail "audit of the empty-mask job covered frames"
 OUTDIR=$(jq -r .job.result.output <<<"$j")
 nout=0
 for src in "$M"/shot/frames/f.*.png; do

@@ -75,6 +75,7 @@ ij=$(api GET "/api/v1/jobs/$INFER")
 [ "$(jq -r .job.result.frames <<<"$ij")" = 8 ] || farm_fail "infer wrote $(jq .job.result.frames <<<"$ij") frames"
 [ "$(api GET "/api/v1/models/$MODEL" | jq -r .model.task_kind)" = removal ] ||
   farm_fail "model $MODEL is not a removal model"
+[ "$(farm_audit_job ev "$INFER")" = 8 ] || farm_fail "audit of the eval's infer job did not cover 8 frames"
 
 # Outputs: bit-identical to the wired source outside the applied mask,
 # changed inside it (every frame has a wire).

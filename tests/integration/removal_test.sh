@@ -137,5 +137,10 @@ I3=$(api POST /api/v1/jobs "$body" | jq -r .job.id)
 farm_wait_jobs 200 "$I3"
 [ "$(api GET "/api/v1/jobs/$I3" | jq -r .job.state)" = succeeded ] || farm_fail "infer from model failed"
 
+# The compliance audit of every infer job: all changed pixels inside their masks.
+for j in "$INFER" "$I2" "$I3"; do
+  [ "$(farm_audit_job rm "$j")" -ge 1 ] || farm_fail "audit of infer job $j covered no frame"
+done
+
 farm_stop_daemon
 echo "removal: train resumed from step $resumed after a kill, model $MODEL registered, $n frames altered, outside pixels identical"

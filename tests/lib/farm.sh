@@ -182,6 +182,21 @@ api_status() {
   cat "$FARM/http_status"
 }
 
+# farm_audit_job PROJECT JOB [OUT]: `rushes audit JOB` with the project's
+# public key must pass, and every changed pixel must lie inside its recorded
+# mask (coverage 1 when anything changed). Writes the --json report to OUT
+# (default $FARM/audit-JOB.json) and prints its frame count.
+farm_audit_job() {
+  local project=$1 id=$2 out=${3:-$FARM/audit-$2.json}
+  "$RUSHES" ledger pubkey --project "$project" >"$FARM/$project.pub" 2>"$FARM/$project.pub.err" ||
+    farm_fail "ledger pubkey --project $project: $(cat "$FARM/$project.pub.err")"
+  "$RUSHES" --json audit "$id" --pubkey "$FARM/$project.pub" >"$out" 2>"$out.err" ||
+    farm_fail "audit of job $id failed: $(cat "$out" "$out.err")"
+  jq -e '.ok and .outside_pixels == 0 and (.changed_pixels == 0 or .coverage == 1)' "$out" >/dev/null ||
+    farm_fail "audit of job $id: $(cat "$out")"
+  jq -r .frames "$out"
+}
+
 # farm_wait_jobs SECONDS ID...: waits until every job is finished.
 farm_wait_jobs() {
   local secs=$1
