@@ -153,11 +153,17 @@ int main(int argc, char **argv)
     double audit_s = now_s() - a0;
     double audit_cpu = cpu_s() - c0;
     bool ok = cJSON_IsTrue(cJSON_GetObjectItem(rep, "ok"));
+    /* What the audit itself saw, so a run that compared nothing cannot pass. */
+    double audited = cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "frames"));
+    double audited_px = cJSON_GetNumberValue(cJSON_GetObjectItem(rep, "changed_pixels"));
+    ok = ok && audited == n && audited_px == 60000.0 * n;
     printf("{\"frames\":%d,\"width\":%u,\"height\":%u,\"format\":\"%s\",\"threads\":%d,"
+           "\"audited_frames\":%.0f,\"audited_changed_pixels\":%.0f,"
            "\"changed_pixels\":%llu,\"audit_ok\":%s,\"audit_seconds\":%.3f,"
            "\"audit_fps\":%.1f,\"audit_cpu_ms_per_frame\":%.2f,\"record_fps\":%.1f,\"generate_"
            "seconds\":%.1f}\n",
-           n, w, h, fmt, threads, (unsigned long long)changed, ok ? "true" : "false", audit_s,
+           n, w, h, fmt, threads, audited, audited_px, (unsigned long long)changed,
+           ok ? "true" : "false", audit_s,
            n / audit_s, 1000.0 * audit_cpu / n, rec > 0 ? n / rec : 0.0, gen);
     ledger_key_wipe(&k);
     cJSON_Delete(rep);
