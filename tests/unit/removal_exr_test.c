@@ -21,6 +21,7 @@
 #include "ledger.h"
 #include "removal.h"
 #include "task.h"
+#include "test_tmpdir.h"
 
 #define W 64
 #define H 48
@@ -33,19 +34,12 @@ static char T_root[256];
 
 static void setup(void)
 {
-    snprintf(T_root, sizeof T_root, "/tmp/rs_removal_exr_test_%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", T_root);
-    cr_assert_eq(system(cmd), 0);
-    rs_error e;
-    cr_assert_eq(rs_fs_mkdirs(T_root, &e), RS_OK);
+    test_tmpdir_make(T_root, sizeof T_root, "rs_removal_exr_test");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", T_root);
-    (void)system(cmd);
+    test_tmpdir_remove(T_root);
 }
 
 TestSuite(removal_exr, .init = setup, .fini = teardown, .timeout = 120);

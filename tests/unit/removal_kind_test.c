@@ -16,6 +16,7 @@
 #include "fs.h"
 #include "removal.h"
 #include "task.h"
+#include "test_tmpdir.h"
 
 #define W 64
 #define H 48
@@ -104,19 +105,12 @@ static const char *CFG = "\"config\":{\"depth\":2,\"base\":8,\"patch\":32,\"batc
 
 static void setup(void)
 {
-    snprintf(T_root, sizeof T_root, "/tmp/rs_removal_test_%d", (int)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", T_root);
-    cr_assert_eq(system(cmd), 0);
-    rs_error e;
-    cr_assert_eq(rs_fs_mkdirs(T_root, &e), RS_OK);
+    test_tmpdir_make(T_root, sizeof T_root, "rs_removal_test");
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", T_root);
-    (void)system(cmd);
+    test_tmpdir_remove(T_root);
 }
 
 TestSuite(removal_kind, .init = setup, .fini = teardown, .timeout = 120);
