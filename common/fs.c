@@ -270,6 +270,14 @@ out:
     return rc;
 }
 
+rs_err rs_fs_rename_durable(const char *src, const char *dst, rs_error *e)
+{
+    if (rename(src, dst) != 0) {
+        return rs_error_set(e, RS_EIO, "%s: rename from %s: %s", dst, src, strerror(errno));
+    }
+    return fsync_dir_of(dst, e);
+}
+
 void rs_fs_atomic_abort(rs_fs_atomic *a)
 {
     if (a->fd >= 0) {

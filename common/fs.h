@@ -34,6 +34,10 @@ rs_err rs_fs_mkdirs(const char *path, rs_error *e);
 rs_err rs_fs_resolve_in_roots(const char *path, const char *const *roots, size_t nroots,
                               char *out, size_t outlen, rs_error *e);
 
+/* rename(src, dst), then fsync dst's folder so the new name survives a
+ * crash. Both must be in the same file system (the same folder, usually). */
+rs_err rs_fs_rename_durable(const char *src, const char *dst, rs_error *e);
+
 /* Reads a whole file (at most cap bytes) into a malloc'd, NUL-terminated
  * buffer the caller frees. RS_ETOOBIG if the file is larger than cap. */
 rs_err rs_fs_read_all(const char *path, size_t cap, char **out, size_t *outlen, rs_error *e);

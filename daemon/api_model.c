@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "fs.h"
 #include "store.h"
@@ -42,6 +43,50 @@ static rs_err copy_file(const char *src, const char *dst, rs_error *e)
     }
     free(buf);
     return rc;
+}
+
+/* <data_dir>/models/<project>/.staged-<hash>.safetensors, or false when
+ * the hash is not plain hex (it comes from a worker's result). */
+static bool staged_path(const char *data_dir, const char *project, const char *hash, char *out,
+                        size_t outlen)
+{
+    size_t n = strlen(hash);
+    if (n == 0 || n > 128 || strspn(hash, "0123456789abcdef") != n) {
+        return false;
+    }
+    int w = snprintf(out, outlen, "%s/models/%s/.staged-%s.safetensors", data_dir, project, hash);
+    return w > 0 && (size_t)w < outlen;
+}
+
+/* The checkpoint a model result names, resolved inside the data folder. */
+static rs_err model_checkpoint(const char *data_dir, const cJSON *m, char *resolved, size_t len,
+                               rs_error *e)
+{
+    const char *ckpt = jstr(m, "checkpoint");
+    const char *roots[1] = {data_dir};
+    if (ckpt == NULL || rs_fs_resolve_in_roots(ckpt, roots, 1, resolved, len, e) != RS_OK) {
+        return rs_error_set(e, RS_EPERM, "result.model.checkpoint: %s is missing or outside %s",
+                            ckpt != NULL ? ckpt : "(none)", data_dir);
+    }
+    return RS_OK;
+}
+
+rs_err api_model_fin_stage(const char *data_dir, const char *project, const cJSON *job_result,
+                           rs_error *e)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(job_result, "model");
+    const char *hash = jstr(m, "checkpoint_hash");
+    char staged[PATH_MAX], resolved[PATH_MAX];
+    struct stat st;
+    if (!cJSON_IsObject(m) || hash == NULL ||
+        !staged_path(data_dir, project, hash, staged, sizeof staged) || stat(staged, &st) == 0) {
+        return RS_OK; /* nothing to stage, or staged already; phase C says what is wrong */
+    }
+    if (model_checkpoint(data_dir, m, resolved, sizeof resolved, e) != RS_OK) {
+        rs_error_clear(e);
+        return RS_OK;
+    }
+    return copy_file(resolved, staged, e);
 }
 
 rs_err api_model_job_finalized(server *sv, const char *project, int64_t job_id, cJSON *job_result,
@@ -82,12 +127,9 @@ rs_err api_model_job_finalized(server *sv, const char *project, int64_t job_id, 
     const rsd_config *cfg = server_config(sv);
     /* Only a checkpoint inside the data folder is copied into the registry. */
     char resolved[PATH_MAX];
-    const char *roots[1] = {cfg->data_dir};
-    rs_err prc = rs_fs_resolve_in_roots(ckpt, roots, 1, resolved, sizeof resolved, e);
-    if (prc != RS_OK) {
+    if (model_checkpoint(cfg->data_dir, m, resolved, sizeof resolved, e) != RS_OK) {
         cJSON_Delete(metrics);
-        return rs_error_set(e, RS_EPERM, "result.model.checkpoint: %s is missing or outside %s",
-                            ckpt, cfg->data_dir);
+        return RS_EPERM;
     }
     ckpt = resolved;
     char dst[PATH_MAX];
@@ -98,8 +140,17 @@ rs_err api_model_job_finalized(server *sv, const char *project, int64_t job_id, 
         snprintf(dst, sizeof dst, "%s/models/%s/model-%lld.safetensors", cfg->data_dir, project,
                  (long long)id);
         /* The path is recorded in the row's metrics after the fact only in the
-         * result: the registry's path is derived from the id. */
-        rc = copy_file(ckpt, dst, e);
+         * result: the registry's path is derived from the id. The copy was
+         * staged off the loop (api_model_fin_stage); here it only gets its
+         * name, or, when nothing was staged, is made now. */
+        char staged[PATH_MAX];
+        struct stat st;
+        if (staged_path(cfg->data_dir, project, hash, staged, sizeof staged) &&
+            stat(staged, &st) == 0) {
+            rc = rs_fs_rename_durable(staged, dst, e);
+        } else {
+            rc = copy_file(ckpt, dst, e);
+        }
     }
     cJSON_Delete(metrics);
     if (rc == RS_OK) {

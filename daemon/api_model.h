@@ -28,4 +28,15 @@ extern const api_ext_route api_model_route;
 rs_err api_model_job_finalized(server *sv, const char *project, int64_t job_id, cJSON *job_result,
                                int64_t now_ms, rs_error *e);
 
+/*
+ * Phase B of finalisation (a pool thread, no store): copies a model result's
+ * checkpoint to <data_dir>/models/<project>/.staged-<hash>.safetensors, so
+ * api_model_job_finalized on the loop only renames it into place. Does
+ * nothing for other results, a bad hash or a checkpoint outside data_dir
+ * (api_model_job_finalized then reports the problem); RS_OK or the copy's
+ * error.
+ */
+rs_err api_model_fin_stage(const char *data_dir, const char *project, const cJSON *job_result,
+                           rs_error *e);
+
 #endif

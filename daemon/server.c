@@ -392,6 +392,10 @@ static void fin_work_run(uv_work_t *req)
          * alteration events; they are appended in phase C. */
         w->rc = api_ledger_fin_prepare(w->lf, w->job_result, w->clips, fin_stop, sv, &w->fe);
     }
+    if (w->rc == RS_OK) {
+        /* A trained model's checkpoint copy, renamed into place in phase C. */
+        w->rc = api_model_fin_stage(sv->cfg->data_dir, w->project, w->job_result, &w->fe);
+    }
 }
 
 static void fin_list_remove(fin_work **head, fin_work *w)

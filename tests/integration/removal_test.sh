@@ -75,6 +75,11 @@ m=$(api GET "/api/v1/models/$MODEL")
 [ "$(jq '.model.metrics.masks | length' <<<"$m")" = 6 ] || farm_fail "model mask hashes: $m"
 [ "$(jq -r .model.metrics.steps <<<"$m")" = 600 ] || farm_fail "model steps: $m"
 "$RUSHES" models --project rm | grep -q "removal" || farm_fail "rushes models does not list it"
+# The checkpoint was copied off the daemon's loop and renamed into place.
+[ -s "$FARM/data/models/rm/model-$MODEL.safetensors" ] || farm_fail "no registry copy of model $MODEL"
+if ls "$FARM"/data/models/rm/.staged-* >/dev/null 2>&1; then
+  farm_fail "a staged checkpoint was left behind: $(ls "$FARM"/data/models/rm/)"
+fi
 
 # Infer outputs: outside the applied mask, bit-identical to the source.
 job=$(api GET "/api/v1/jobs/$INFER")
