@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
 #include <uv.h>
 
 #include "api.h"
@@ -435,47 +434,29 @@ static void fin_work_after(uv_work_t *req, int status)
     }
 }
 
-/* Still what phase A found: running with every task succeeded (a cancel
- * while phase B ran ends it). */
-static bool job_still_finalisable(server *sv, int64_t job_id)
-{
-    sqlite3 *db = store_sqlite(sv->st);
-    sqlite3_stmt *st = NULL;
-    bool yes = false;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT 1 FROM job WHERE id = ? AND state = 'running' "
-                           "AND tasks_done = tasks_total",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, job_id);
-        yes = sqlite3_step(st) == SQLITE_ROW;
-    }
-    sqlite3_finalize(st);
-    return yes;
-}
-
-static void savepoint(server *sv, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(store_sqlite(sv->st), sql, NULL, NULL, &msg) != SQLITE_OK) {
-        RS_ERROR("finalize", "%s: %s", sql, msg != NULL ? msg : "?");
-    }
-    sqlite3_free(msg);
-}
-
 /* Phase C of one job, inside the open batch: clips, model, ledger events,
- * complete. A job whose recording fails leaves none of its rows (savepoint)
+ * complete. A job whose recording fails leaves none of its rows (store_mark_*)
  * and fails with the reason. */
 static void fin_work_commit(server *sv, fin_work *w, int64_t now_ms)
 {
     char *result_json = NULL;
     rs_error e;
     rs_error_clear(&e);
-    if (!job_still_finalisable(sv, w->job_id)) {
+    /* Still what phase A found? A cancel while phase B ran ends it. */
+    bool still = false;
+    if (store_job_finalisable(sv->st, w->job_id, &still, &e) != RS_OK) {
+        RS_ERROR("finalize", "job %" PRId64 ": %s", w->job_id, rs_error_text(&e));
+        return; /* left finalisable: a later tick tries again */
+    }
+    if (!still) {
         RS_INFO("finalize", "job %" PRId64 ": changed while finalising, left as it is", w->job_id);
         return;
     }
     rs_err rc = w->rc;
-    savepoint(sv, "SAVEPOINT finalize_job");
+    if (rc == RS_OK && store_mark_set(sv->st, &e) != RS_OK) {
+        RS_ERROR("finalize", "job %" PRId64 ": %s", w->job_id, rs_error_text(&e));
+        return; /* the batch is in trouble; the job stays finalisable */
+    }
     if (rc == RS_OK && w->clips != NULL) {
         rc = register_clips(sv, w->clips, w->project, w->job_id, now_ms, &w->fe);
     }
@@ -497,12 +478,19 @@ static void fin_work_commit(server *sv, fin_work *w, int64_t now_ms)
         }
     }
     if (rc == RS_OK) {
-        savepoint(sv, "RELEASE finalize_job");
+        rc = store_mark_keep(sv->st, &w->fe);
+    }
+    if (rc == RS_OK) {
         server_crash_point(sv, "finalize");
         rc = store_job_complete(sv->st, w->job_id, result_json, NULL, now_ms, &e);
     } else {
-        savepoint(sv, "ROLLBACK TO finalize_job");
-        savepoint(sv, "RELEASE finalize_job");
+        if (w->rc == RS_OK) {
+            rs_error ue;
+            rs_error_clear(&ue);
+            if (store_mark_undo(sv->st, &ue) != RS_OK) {
+                RS_ERROR("finalize", "job %" PRId64 ": %s", w->job_id, rs_error_text(&ue));
+            }
+        }
         RS_WARN("finalize", "job %" PRId64 " failed to finalise: %s", w->job_id,
                 rs_error_text(&w->fe));
         rc = store_job_complete(sv->st, w->job_id, NULL, rs_error_text(&w->fe), now_ms, &e);

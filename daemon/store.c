@@ -278,6 +278,56 @@ sqlite3 *store_sqlite(store *s)
     return s->db;
 }
 
+rs_err store_job_finalisable(store *s, int64_t job_id, bool *yes, rs_error *e)
+{
+    sqlite3_stmt *st = NULL;
+    *yes = false;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT 1 FROM job WHERE id = ? AND state = 'running' "
+                           "AND tasks_done = tasks_total",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return rs_error_set(e, RS_EDB, "%s: job finalisable: %s", s->path, sqlite3_errmsg(s->db));
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    int rc = sqlite3_step(st);
+    *yes = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return rs_error_set(e, RS_EDB, "%s: job finalisable: %s", s->path, sqlite3_errmsg(s->db));
+    }
+    return RS_OK;
+}
+
+static rs_err mark_exec(store *s, const char *sql, rs_error *e)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        rs_err rc = rs_error_set(e, RS_EDB, "%s: %s: %s", s->path, sql, msg != NULL ? msg : "?");
+        sqlite3_free(msg);
+        return rc;
+    }
+    return RS_OK;
+}
+
+rs_err store_mark_set(store *s, rs_error *e)
+{
+    return mark_exec(s, "SAVEPOINT mark", e);
+}
+
+rs_err store_mark_keep(store *s, rs_error *e)
+{
+    return mark_exec(s, "RELEASE mark", e);
+}
+
+rs_err store_mark_undo(store *s, rs_error *e)
+{
+    rs_err rc = mark_exec(s, "ROLLBACK TO mark", e);
+    if (rc == RS_OK) {
+        rc = mark_exec(s, "RELEASE mark", e);
+    }
+    return rc;
+}
+
 int store_schema_version(void)
 {
     return (int)rs_migrations_count;

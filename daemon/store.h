@@ -140,6 +140,17 @@ rs_err store_jobs_to_finalize(store *s, int limit, cJSON **out_array, rs_error *
 /* Results of the job's tasks in task order: array of parsed result objects. */
 rs_err store_job_task_results(store *s, int64_t job_id, cJSON **out_array, rs_error *e);
 
+/* *yes: the job is still running with every task done (finalisation found
+ * it so; a cancel since then says no). */
+rs_err store_job_finalisable(store *s, int64_t job_id, bool *yes, rs_error *e);
+
+/* A named mark inside the open batch: everything written after
+ * store_mark_set is kept by store_mark_keep or undone by store_mark_undo
+ * (one job's finalisation, which may fail half way). */
+rs_err store_mark_set(store *s, rs_error *e);
+rs_err store_mark_keep(store *s, rs_error *e);
+rs_err store_mark_undo(store *s, rs_error *e);
+
 /* Marks the job succeeded with result_json, or failed with error if
  * result_json is NULL (and fails its dependants). Idempotent. */
 rs_err store_job_complete(store *s, int64_t job_id, const char *result_json, const char *error,

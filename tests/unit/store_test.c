@@ -1102,6 +1102,31 @@ Test(store, batch_keeps_others_when_one_call_fails)
     cr_assert_eq(sql_int(dbpath, "SELECT count(*) FROM job"), 2);
 }
 
+/* A mark inside a batch: undo drops what came after it, keep commits it,
+ * and what came before it commits either way. */
+Test(store, mark_undo_and_keep)
+{
+    store *s = open_new();
+    rs_error e = {0};
+    cJSON *list = NULL;
+    cr_assert_eq(store_batch_begin(s, &e), RS_OK);
+    SUBMIT(s, 1000);
+    cr_assert_eq(store_mark_set(s, &e), RS_OK, "%s", e.msg);
+    SUBMIT(s, 1001);
+    cr_assert_eq(store_mark_undo(s, &e), RS_OK, "%s", e.msg);
+    cr_assert_eq(store_mark_set(s, &e), RS_OK, "%s", e.msg);
+    SUBMIT(s, 1002);
+    cr_assert_eq(store_mark_keep(s, &e), RS_OK, "%s", e.msg);
+    cr_assert_eq(store_batch_commit(s, &e), RS_OK, "%s", e.msg);
+    cr_assert_eq(store_job_list(s, NULL, NULL, 100, 0, &list, &e), RS_OK);
+    cr_assert_eq(cJSON_GetArraySize(list), 2, "the undone submit survived");
+    cJSON_Delete(list);
+    bool yes = true;
+    cr_assert_eq(store_job_finalisable(s, 1, &yes, &e), RS_OK);
+    cr_assert_not(yes, "a queued job is not finalisable");
+    store_close(s);
+}
+
 Test(store, finalize_with_clips)
 {
     store *s = open_new();
