@@ -20,6 +20,7 @@
 #include "frame.h"
 #include "fs.h"
 #include "hash.h"
+#include "probe.h"
 #include "seq.h"
 
 #define REMOVAL_MAX_FRAMES 100000
@@ -233,23 +234,27 @@ static rs_err seq_resolve(const char *field, const char *spec, const task_env *e
     return rc;
 }
 
-/* Width and height from a PNG's IHDR; false if not a PNG (size unknown). */
-static bool png_size(const char *path, uint32_t *w, uint32_t *h)
+/* Width and height from the image's header, whatever its format (PNG, EXR,
+ * DPX, TIFF: media_probe decides by content); false if the header cannot be
+ * read (the task reports that file when it loads it). */
+static bool image_size(const char *path, uint32_t *w, uint32_t *h)
 {
-    unsigned char b[24];
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
+    cJSON *p = NULL;
+    rs_error e;
+    rs_error_clear(&e);
+    if (media_probe(path, &p, &e) != RS_OK) {
         return false;
     }
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (n < sizeof b || memcmp(b, sig, 8) != 0 || memcmp(b + 12, "IHDR", 4) != 0) {
-        return false;
+    const cJSON *jw = cJSON_GetObjectItemCaseSensitive(p, "width");
+    const cJSON *jh = cJSON_GetObjectItemCaseSensitive(p, "height");
+    bool ok = cJSON_IsNumber(jw) && cJSON_IsNumber(jh) && jw->valuedouble >= 1 &&
+              jh->valuedouble >= 1 && jw->valuedouble < 1e6 && jh->valuedouble < 1e6;
+    if (ok) {
+        *w = (uint32_t)jw->valuedouble;
+        *h = (uint32_t)jh->valuedouble;
     }
-    *w = (uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19];
-    *h = (uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23];
-    return true;
+    cJSON_Delete(p);
+    return ok;
 }
 
 static const char *base_name(const char *p)
@@ -274,8 +279,8 @@ static rs_err check_pairs(const seq_list *fr, const seq_list *mk, rs_error *e)
     uint32_t w0 = 0, h0 = 0;
     for (size_t i = 0; i < fr->n; i++) {
         uint32_t fw = 0, fh = 0, mw = 0, mh = 0;
-        bool fp = png_size(fr->paths[i], &fw, &fh);
-        bool mp = png_size(mk->paths[i], &mw, &mh);
+        bool fp = image_size(fr->paths[i], &fw, &fh);
+        bool mp = image_size(mk->paths[i], &mw, &mh);
         if (fp && w0 == 0) {
             w0 = fw;
             h0 = fh;

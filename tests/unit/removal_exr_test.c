@@ -7,8 +7,8 @@
  * (rushes:altered, rushes:ledger_event, rushes:model, rushes:project) stored
  * as EXR attributes that OpenEXR's own exrheader reads back; a frame whose
  * mask is empty is written unchanged and labelled "no". Masks of the wrong
- * size are refused by the run, naming the mask (planning only reads PNG
- * headers, so for EXR the run is where it is caught).
+ * size are refused at submit (plan reads each header by content) and again
+ * by the run, naming the mask.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -277,6 +277,19 @@ Test(removal_exr, mask_size_differs_refused_by_run)
 {
     make_clip("z", MEDIA_SAMPLE_F16, 32, 24);
     rs_error e;
+    /* At submit: plan reads every frame's and mask's header by content. */
+    char ptext[1024];
+    snprintf(ptext, sizeof ptext, "{\"frames\":\"%s/z/frames\",\"masks\":\"%s/z/masks\"}", T_root,
+             T_root);
+    cJSON *pp = cJSON_Parse(ptext);
+    const char *roots[1] = {T_root};
+    task_env env = {
+        .media_roots = roots, .nmedia_roots = 1, .data_dir = T_root, .project = "p", .job_id = 0};
+    cJSON *planned = NULL;
+    cr_assert_eq(task_kind_find("removal_train")->plan(pp, &env, &planned, &e), RS_EINVAL);
+    cr_assert(strstr(rs_error_text(&e), "mask m.0001.exr is 32x24 but frame 1") != NULL, "%s",
+              rs_error_text(&e));
+    cJSON_Delete(pp);
     cJSON *r = infer("z", "/nonexistent.safetensors", RS_EINVAL, &e);
     cr_assert_null(r);
     cr_assert(strstr(rs_error_text(&e), "m.0001.exr: mask is 32x24") != NULL, "%s",
