@@ -17,6 +17,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "tzfile.h"
+
 static bool field_parse(const char *s, size_t len, int lo, int hi, uint64_t *bits)
 {
     *bits = 0;
@@ -154,18 +156,21 @@ rs_err cron_next(const cron_expr *expr, const char *tz, int64_t after_ms, int64_
     if (!cron_tz_ok(tz)) {
         return rs_error_set(e, RS_EINVAL, "tz: unknown time zone \"%s\"", tz);
     }
-    char *old = getenv("TZ");
-    char *saved = old != NULL ? strdup(old) : NULL;
-    setenv("TZ", tz, 1);
-    tzset();
+    /* The zone's offsets from its TZif file: no setenv("TZ"), which other
+     * threads' getenv/localtime could trip over (tzfile.h). */
+    tz_zone *zone = NULL;
+    rs_err zrc = tz_zone_load(tz, &zone, e);
+    if (zrc != RS_OK) {
+        return zrc;
+    }
     /* Next whole minute strictly after after_ms. */
     int64_t t = (after_ms / 60000 + 1) * 60;
     int64_t limit = t + (int64_t)5 * 366 * 86400;
     rs_err rc = RS_ENOENT;
     while (t < limit) {
-        time_t tt = (time_t)t;
+        time_t tt = (time_t)(t + tz_zone_offset(zone, t));
         struct tm tm;
-        localtime_r(&tt, &tm);
+        gmtime_r(&tt, &tm); /* the local wall clock at UTC instant t */
         int into_day = (tm.tm_hour * 60 + tm.tm_min) * 60;
         if (!((expr->month >> (tm.tm_mon + 1)) & 1) || !day_ok(expr, &tm)) {
             t += 86400 - into_day; /* start of the next local day (DST: re-checked) */
@@ -183,13 +188,7 @@ rs_err cron_next(const cron_expr *expr, const char *tz, int64_t after_ms, int64_
         rc = RS_OK;
         break;
     }
-    if (saved != NULL) {
-        setenv("TZ", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("TZ");
-    }
-    tzset();
+    tz_zone_free(zone);
     if (rc != RS_OK) {
         return rs_error_set(e, RS_ENOENT, "cron: no matching time within 5 years");
     }

@@ -36,7 +36,8 @@ bool cron_tz_ok(const char *tz);
 /*
  * The first minute strictly after after_ms (UTC ms) that matches expr in
  * zone tz, as UTC ms. RS_ENOENT if none within ~5 years (e.g. "0 0 31 2 *").
- * Uses TZ and localtime_r: call from one thread only (rushesd's loop).
+ * Reads the zone's TZif file (tzfile.h); never touches the process's TZ,
+ * so any thread may call it.
  */
 rs_err cron_next(const cron_expr *expr, const char *tz, int64_t after_ms, int64_t *next_ms,
                  rs_error *e);

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "cron.h"
 #include "metrics.h"
+#include "tzfile.h"
 
 /* UTC ms of a UTC calendar time. */
 static int64_t utc(int y, int mo, int d, int h, int mi)
@@ -168,4 +169,42 @@ Test(ops_metrics, renders_prometheus_text)
     cr_assert_null(strstr(text, "code=\"200\""), "codes never answered are not listed");
     free(text);
     cJSON_Delete(m);
+}
+
+/* The TZif reader agrees with glibc's localtime_r (TZ set here, in a
+ * single-threaded test) at every hour from 1970 to 2037 in zones with DST
+ * in either hemisphere, half-hour and 45-minute offsets, a 30-minute DST
+ * shift and none at all; corrupt or unknown zones are refused. */
+Test(ops, tzfile_offsets_equal_glibc)
+{
+    static const char *const zones[] = {"UTC",          "Europe/London",      "America/New_York",
+                                        "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham",
+                                        "America/St_Johns", "Asia/Tokyo"};
+    rs_error e;
+    for (size_t zi = 0; zi < sizeof zones / sizeof zones[0]; zi++) {
+        tz_zone *z = NULL;
+        rs_error_clear(&e);
+        cr_assert_eq(tz_zone_load(zones[zi], &z, &e), RS_OK, "%s: %s", zones[zi],
+                     rs_error_text(&e));
+        setenv("TZ", zones[zi], 1);
+        tzset();
+        for (int64_t t = 0; t < (int64_t)2145916800; t += 3600 * 7 + 13) {
+            time_t tt = (time_t)t;
+            struct tm tm;
+            localtime_r(&tt, &tm);
+            cr_assert_eq(tz_zone_offset(z, t), (int32_t)tm.tm_gmtoff, "%s at %lld: %d vs glibc %ld",
+                         zones[zi], (long long)t, (int)tz_zone_offset(z, t), tm.tm_gmtoff);
+        }
+        tz_zone_free(z);
+    }
+    unsetenv("TZ");
+    tzset();
+    tz_zone *z = NULL;
+    cr_assert_eq(tz_zone_load("Mars/Olympus", &z, &e), RS_ENOENT);
+    cr_assert_eq(tz_zone_load("../etc/passwd", &z, &e), RS_EINVAL);
+    cr_assert_eq(tz_zone_load("posixrules/../../x", &z, &e), RS_EINVAL);
+    /* A file that is not TZif (zone.tab is text) is refused, naming it. */
+    cr_assert_eq(tz_zone_load("zone.tab", &z, &e), RS_EFORMAT);
+    cr_assert_not_null(strstr(rs_error_text(&e), "zone.tab"), "%s", rs_error_text(&e));
+    cr_assert_null(z);
 }
