@@ -74,12 +74,13 @@ rs_err api_ledger_submit_gate(server *sv, const char *project, const char *kind,
     return gate(sv, project, kind, params_json, now_ms, e);
 }
 
-bool api_ledger_lease_blocked(server *sv, int64_t job_id, int64_t now_ms)
+/* The job's project, kind and params text (malloc'd, "{}" when empty);
+ * false if the job is not there or the query fails. */
+static bool job_row(sqlite3 *db, int64_t job_id, char *project, size_t plen, char *kind,
+                    size_t klen, char **params)
 {
-    sqlite3 *db = store_sqlite(server_store(sv));
     sqlite3_stmt *st = NULL;
-    char project[256] = "", kind[128] = "";
-    char *params = NULL;
+    *params = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT p.name, j.kind, j.params FROM job j "
                            "JOIN project p ON p.id = j.project_id WHERE j.id = ?",
@@ -88,13 +89,22 @@ bool api_ledger_lease_blocked(server *sv, int64_t job_id, int64_t now_ms)
     }
     sqlite3_bind_int64(st, 1, job_id);
     if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(project, sizeof project, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 1));
+        snprintf(project, plen, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(kind, klen, "%s", (const char *)sqlite3_column_text(st, 1));
         const char *p = (const char *)sqlite3_column_text(st, 2);
-        params = strdup(p != NULL ? p : "{}");
+        *params = strdup(p != NULL ? p : "{}");
     }
     sqlite3_finalize(st);
-    if (params == NULL) {
+    return *params != NULL;
+}
+
+bool api_ledger_lease_blocked(server *sv, int64_t job_id, int64_t now_ms)
+{
+    sqlite3 *db = store_sqlite(server_store(sv));
+    sqlite3_stmt *st = NULL;
+    char project[256] = "", kind[128] = "";
+    char *params = NULL;
+    if (!job_row(db, job_id, project, sizeof project, kind, sizeof kind, &params)) {
         return false;
     }
     rs_error e;
@@ -144,24 +154,14 @@ static int64_t job_created_at(sqlite3 *db, int64_t job_id)
 bool api_ledger_lease_authorise(server *sv, int64_t job_id, cJSON *task_params, int64_t now_ms)
 {
     sqlite3 *db = store_sqlite(server_store(sv));
-    sqlite3_stmt *st = NULL;
     char project[256] = "", kind[128] = "";
-    cJSON *params = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT p.name, j.kind, j.params FROM job j "
-                           "JOIN project p ON p.id = j.project_id WHERE j.id = ?",
-                           -1, &st, NULL) != SQLITE_OK) {
+    char *params_text = NULL;
+    if (!job_row(db, job_id, project, sizeof project, kind, sizeof kind, &params_text)) {
         RS_ERROR("ledger", "job %" PRId64 ": authorise: %s", job_id, sqlite3_errmsg(db));
         return false;
     }
-    sqlite3_bind_int64(st, 1, job_id);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        snprintf(project, sizeof project, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(kind, sizeof kind, "%s", (const char *)sqlite3_column_text(st, 1));
-        const char *p = (const char *)sqlite3_column_text(st, 2);
-        params = cJSON_Parse(p != NULL ? p : "{}");
-    }
-    sqlite3_finalize(st);
+    cJSON *params = cJSON_Parse(params_text);
+    free(params_text);
     const task_kind *k = task_kind_find(kind);
     if (k == NULL || !k->alters) {
         cJSON_Delete(params);
