@@ -76,6 +76,15 @@ static cJSON *wrap(const char *key, cJSON *v)
     return o;
 }
 
+/* {"<key>": {"id": id, "<flag>": value}}: the reply of a state change. */
+static cJSON *wrap_id_flag(const char *key, int64_t id, const char *flag, bool value)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)id);
+    cJSON_AddBoolToObject(o, flag, value);
+    return wrap(key, o);
+}
+
 /* Only the listed keys; a missing required one or an unknown one is a 400. */
 static bool body_keys(const api_call *c, api_result *res, const char *const *allowed)
 {
@@ -184,10 +193,7 @@ static void tokens(server *sv, const api_call *c, api_result *res)
             store_failed(res, rc, &e);
             return;
         }
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)id);
-        cJSON_AddBoolToObject(o, "revoked", true);
-        res->json = wrap("token", o);
+        res->json = wrap_id_flag("token", id, "revoked", true);
         return;
     }
     api_result_error(res, 404, "no route for %s %.200s", c->method, c->path);
@@ -315,10 +321,7 @@ static void workers(server *sv, const api_call *c, api_result *res)
         store_failed(res, rc, &e);
         return;
     }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "id", (double)id);
-    cJSON_AddBoolToObject(o, "drained", drain);
-    res->json = wrap("worker", o);
+    res->json = wrap_id_flag("worker", id, "drained", drain);
 }
 
 const api_ext_route api_ops_workers = {.prefix = "/api/v1/workers", .handle = workers};
@@ -451,10 +454,7 @@ static void schedules(server *sv, const api_call *c, api_result *res)
             store_failed(res, rc, &e);
             return;
         }
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)id);
-        cJSON_AddBoolToObject(o, "removed", true);
-        res->json = wrap("schedule", o);
+        res->json = wrap_id_flag("schedule", id, "removed", true);
         return;
     }
     api_result_error(res, 404, "no route for %s %.200s", c->method, c->path);
